@@ -1,0 +1,130 @@
+"""Parameter accounting and drawings of the student circuits (backs ``qkd circuits``).
+
+Example:
+    >>> rows = architecture_table(devices=())
+    >>> [(r["name"], r["total_params"]) for r in rows][3]
+    ('q2', 74)
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from qiskit import QuantumCircuit
+from qiskit.exceptions import MissingOptionalLibraryError
+from qiskit.transpiler import PassManager
+from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
+
+from .circuits import ARCHITECTURES, build_student
+
+TRANSPILE_SEED = 1234
+FAKE_DEVICES = ("fake_sherbrooke", "fake_torino")
+
+
+@lru_cache(maxsize=None)
+def fake_backend(name: str) -> Any:
+    """Cached fake IBM backend by name, e.g. ``"fake_sherbrooke"`` -> ``FakeSherbrooke()``."""
+    from qiskit_ibm_runtime import fake_provider
+
+    class_name = "".join(part.capitalize() for part in name.split("_"))
+    if not hasattr(fake_provider, class_name):
+        raise ValueError(f"unknown fake device {name!r} (no qiskit_ibm_runtime.fake_provider.{class_name})")
+    return getattr(fake_provider, class_name)()
+
+
+@lru_cache(maxsize=None)
+def device_pass_manager(name: str, optimization_level: int = 1) -> PassManager:
+    """Cached preset pass manager to a fake device's ISA (fixed transpiler seed)."""
+    return generate_preset_pass_manager(
+        optimization_level=optimization_level, backend=fake_backend(name), seed_transpiler=TRANSPILE_SEED
+    )
+
+
+def _logical(circuit: QuantumCircuit) -> QuantumCircuit:
+    """The circuit with multiplexers expanded into RY + CX (all other gates as built)."""
+    return circuit.decompose(gates_to_decompose=["mux_ry"])
+
+
+def architecture_table(
+    n_qubits: int = 6,
+    layers: int = 5,
+    n_classes: int = 3,
+    devices: tuple[str, ...] = FAKE_DEVICES,
+    names: tuple[str, ...] | None = None,
+) -> list[dict]:
+    """One row per architecture: parameter counts, and depth / two-qubit gates of the measured
+    circuit, logically (``mux_ry`` expanded into RY + CX) and after transpiling to each fake device
+    (optimization level 1, fixed seed). Keys: ``name, qubits, layers, weights, head_params,
+    total_params, depth, two_qubit_gates`` plus ``depth_<device>``, ``two_qubit_gates_<device>``.
+    """
+    if names is None:
+        names = ARCHITECTURES if n_qubits == 6 else ("hea", "universal", "universal_h") + tuple(
+            f"q{d}" for d in range(2, n_qubits)
+        )
+    rows = []
+    for name in names:
+        student = build_student(name, n_qubits, layers)
+        measured = student.measured_circuit()
+        logical = _logical(measured)
+        head = student.head_params(n_classes)
+        row = {
+            "name": name,
+            "qubits": n_qubits,
+            "layers": layers,
+            "weights": len(student.weight_params),
+            "head_params": head,
+            "total_params": len(student.weight_params) + head,
+            "depth": logical.depth(),
+            "two_qubit_gates": logical.num_nonlocal_gates(),
+        }
+        for device in devices:
+            isa = device_pass_manager(device).run(measured)
+            row[f"depth_{device}"] = isa.depth()
+            row[f"two_qubit_gates_{device}"] = isa.num_nonlocal_gates()
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    """Plain-text table of :func:`architecture_table` rows."""
+    if not rows:
+        return ""
+    keys = list(rows[0])
+    widths = [max(len(k), *(len(str(r[k])) for r in rows)) for k in keys]
+    lines = ["  ".join(k.rjust(w) for k, w in zip(keys, widths))]
+    lines += ["  ".join(str(r[k]).rjust(w) for k, w in zip(keys, widths)) for r in rows]
+    return "\n".join(lines)
+
+
+def draw_student(
+    name: str, out_path: str | None = None, n_qubits: int = 6, layers: int = 5, fold: int | None = None
+) -> str:
+    """Draw a student circuit with Qiskit's drawer: a PNG ("mpl") when ``out_path`` is given
+    (returns the path), otherwise the text drawing (returned as a string). ``fold`` is passed to
+    the drawer (None: its default). Without ``pylatexenc`` (needed by the "mpl" drawer) the text
+    drawing is rendered into the PNG instead."""
+    circuit = build_student(name, n_qubits, layers).circuit
+    if out_path is None:
+        return str(circuit.draw("text", fold=fold))
+    import matplotlib.pyplot as plt
+
+    try:
+        fig = circuit.draw("mpl", fold=fold)
+    except MissingOptionalLibraryError:
+        fig = _text_figure(str(circuit.draw("text", fold=fold or 160)))
+    fig.savefig(out_path, bbox_inches="tight", dpi=150)
+    plt.close(fig)
+    return out_path
+
+
+def _text_figure(text: str, fontsize: float = 7.0) -> Any:
+    """A matplotlib figure showing a monospace text drawing."""
+    import matplotlib.pyplot as plt
+
+    lines = text.splitlines() or [""]
+    width = max(len(line) for line in lines) * 0.6 * fontsize / 72 + 0.5
+    height = len(lines) * 1.25 * fontsize / 72 + 0.5
+    fig = plt.figure(figsize=(width, height))
+    fig.text(0.01, 0.99, text, family="monospace", fontsize=fontsize, va="top", ha="left")
+    return fig

@@ -1,0 +1,65 @@
+"""The ``qkd`` command line. Each command validates its inputs, then calls one library function."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Classical-to-quantum knowledge distillation with Qiskit students.")
+
+
+@app.callback()
+def _root() -> None:
+    """Classical-to-quantum knowledge distillation with Qiskit students."""
+
+
+def fail(message: str) -> None:
+    """One-line error on stderr and exit code 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def run(config: Path = typer.Argument(..., help="Experiment config (YAML)."),
+        out: Path = typer.Option(..., "--out", help="Run directory; an existing one is resumed."),
+        progress: bool = typer.Option(True, help="Show progress bars.")) -> None:
+    """Train every (model, kd, seed) of CONFIG into OUT, skipping units already finished there."""
+    from .config import ConfigError, load_config
+    from .experiments import run_experiment
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as err:
+        fail(str(err))
+    try:
+        rows = run_experiment(cfg, out, progress=progress)
+    except ValueError as err:
+        fail(str(err))
+    typer.echo(_summary_lines(rows))
+    typer.echo(f"wrote {out / 'results.csv'} ({len(rows)} rows)")
+
+
+def _summary_lines(rows: list[dict]) -> str:
+    """Mean and std of test macro-F1 per (model, kd), as a small text table."""
+    import numpy as np
+
+    groups: dict[tuple, list[float]] = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["kd"]), []).append(r["f1_macro"])
+    lines = [f"{'model':<14}{'kd':<6}{'seeds':>6}{'mean_f1':>10}{'std_f1':>9}"]
+    for (model, kd), f1 in groups.items():
+        lines.append(f"{model:<14}{str(kd):<6}{len(f1):>6}{np.mean(f1):>10.4f}{np.std(f1, ddof=1) if len(f1) > 1 else 0:>9.4f}")
+    return "\n".join(lines)
+
+
+def main() -> None:  # pragma: no cover - console entry for `python -m qkd_qiskit`
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Experiment configs: YAML validated at load, so a bad field fails before any training starts.
+
+Example:
+    >>> cfg = load_config("configs/xor_classical.yaml")  # doctest: +SKIP
+    >>> [s.model for s in cfg.students]                   # doctest: +SKIP
+    ['linear']
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .models import MODELS
+
+
+class ConfigError(ValueError):
+    """A config problem, worded as one line that names the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class TrainConfig(_Strict):
+    lr: float = Field(0.1, gt=0)
+    max_epochs: int = Field(300, ge=1)
+    patience: int = Field(50, ge=1)
+    batch_size: int = Field(32, ge=1)
+
+
+class KDConfig(_Strict):
+    ce_weight: float = Field(1.0, ge=0)
+    kd_weight: float = Field(1.0, ge=0)
+    temperature: float = Field(1.0, gt=0)
+
+
+class DataConfig(_Strict):
+    name: Literal["xor"] = "xor"
+    n_samples: int = Field(1000, ge=10)
+    n_bits: int = Field(64, ge=2)
+    seed: int = Field(0, ge=0)
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+
+    @field_validator("split", mode="before")
+    @classmethod
+    def _split_list(cls, v: Any) -> Any:
+        return tuple(v) if isinstance(v, list) else v
+
+    @field_validator("split")
+    @classmethod
+    def _split_sums_to_one(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if min(v) <= 0 or abs(sum(v) - 1) > 1e-9:
+            raise ValueError(f"must be three positive fractions summing to 1, got {list(v)}")
+        return v
+
+    def loader_options(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"name"})
+
+
+def _known_model(v: str) -> str:
+    if v not in MODELS:
+        raise ValueError(f"unknown model {v!r} (known: {', '.join(MODELS)})")
+    return v
+
+
+class ModelConfig(_Strict):
+    model: str
+    kd: list[bool] = [False, True]
+    options: dict[str, Any] = {}
+    train: TrainConfig | None = None
+
+    _model = field_validator("model")(_known_model)
+
+    @field_validator("kd")
+    @classmethod
+    def _kd_unique(cls, v: list[bool]) -> list[bool]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("must list each of true/false at most once, and at least one")
+        return v
+
+
+class TeacherConfig(_Strict):
+    model: str = "teacher_mlp"
+    options: dict[str, Any] = {}
+    train: TrainConfig = TrainConfig(lr=0.01)
+
+    _model = field_validator("model")(_known_model)
+
+
+class ExperimentConfig(_Strict):
+    name: str
+    data: DataConfig = DataConfig()
+    seeds: list[int] = Field(default_factory=lambda: list(range(12)))
+    teacher: TeacherConfig = TeacherConfig()
+    students: list[ModelConfig] = Field(min_length=1)
+    student_train: TrainConfig = TrainConfig()
+    kd: KDConfig = KDConfig()
+    dtype: Literal["float32", "float64"] = "float32"
+    device: Literal["cpu", "cuda"] = "cpu"
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_count(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool):
+            if v < 1:
+                raise ValueError(f"a seed count must be >= 1, got {v}")
+            return list(range(v))
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_valid(cls, v: list[int]) -> list[int]:
+        if not v or len(set(v)) != len(v) or min(v) < 0:
+            raise ValueError("must be distinct non-negative integers (or a positive count)")
+        return v
+
+    @model_validator(mode="after")
+    def _students_unique(self) -> "ExperimentConfig":
+        names = [s.model for s in self.students]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"students: model(s) {sorted(dup)} listed twice")
+        return self
+
+    def train_settings(self, student: ModelConfig) -> TrainConfig:
+        return student.train or self.student_train
+
+
+def _one_line(err: ValidationError) -> str:
+    e = err.errors()[0]
+    loc = ".".join(str(p) for p in e["loc"]) or "config"
+    msg = e["msg"].removeprefix("Value error, ")
+    if e["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{loc}: {msg}{more}"
+
+
+def parse_config(raw: Any, source: str = "config") -> ExperimentConfig:
+    """Validate a mapping (e.g. parsed YAML) into an :class:`ExperimentConfig` or raise ConfigError."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: top level must be a mapping of keys, got {type(raw).__name__}")
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {_one_line(err)}") from None
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from None
+    return parse_config(raw, str(path))

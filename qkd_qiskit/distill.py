@@ -1,0 +1,171 @@
+"""Distillation loss, the seed-batched trainer and test metrics.
+
+The trainer trains M independent models at once (see :mod:`qkd_qiskit.models`): one Adam over the
+stacked parameters is M independent Adams because Adam is element-wise and the summed loss has
+per-model gradients. Each model draws its own mini-batches from its own generator and keeps its
+own early-stopping state, so its result depends only on its seed.
+
+Example:
+    >>> loss = distillation_loss(torch.zeros(1, 2, 3), torch.tensor([[0, 1]]))  # CE alone
+    >>> round(float(loss[0]), 4)  # ln 3
+    1.0986
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+from torch import nn
+from tqdm.auto import tqdm
+
+
+@dataclass(frozen=True)
+class KDWeights:
+    """``ce_weight * CE(y, s) + kd_weight * T^2 * KL(softmax(t/T) || softmax(s/T))``."""
+
+    ce_weight: float = 1.0
+    kd_weight: float = 1.0
+    temperature: float = 1.0
+
+
+def distillation_loss(student_logits: torch.Tensor, labels: torch.Tensor,
+                      teacher_logits: torch.Tensor | None = None, kd: KDWeights = KDWeights()) -> torch.Tensor:
+    """Per-model loss, shape ``(M,)``, for logits ``(M, B, C)`` and labels ``(M, B)``.
+
+    Without ``teacher_logits`` (KD off) the loss is ``ce_weight * CE`` alone. Both terms are means over
+    the batch, so they are on the same scale as the paper's ``CE + KL``.
+    """
+    log_p = F.log_softmax(student_logits, dim=-1)
+    ce = -log_p.gather(-1, labels.unsqueeze(-1)).squeeze(-1).mean(-1)
+    if teacher_logits is None:
+        return kd.ce_weight * ce
+    t = kd.temperature
+    log_ps = F.log_softmax(student_logits / t, dim=-1)
+    log_pt = F.log_softmax(teacher_logits / t, dim=-1)
+    kl = (log_pt.exp() * (log_pt - log_ps)).sum(-1).mean(-1)
+    return kd.ce_weight * ce + kd.kd_weight * t * t * kl
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    lr: float = 0.1
+    max_epochs: int = 300
+    patience: int = 50
+    batch_size: int = 32
+
+
+@dataclass
+class ModelOutcome:
+    """What training one model of the ensemble produced."""
+
+    best_epoch: int
+    epochs_trained: int
+    best_val_loss: float
+    history: list[dict] = field(default_factory=list)
+
+
+def _to(x: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(x, device=like.device, dtype=like.dtype if np.issubdtype(x.dtype, np.floating) else None)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 4096) -> torch.Tensor:
+    """Logits ``(M, N, C)`` of every model of the ensemble on the same inputs ``x`` ``(N, F)``."""
+    model.eval()
+    ref = next(model.parameters())
+    m = ref.shape[0]
+    xt = _to(x, ref)
+    out = [model(xt[i:i + batch_size].unsqueeze(0).expand(m, -1, -1)) for i in range(0, len(xt), batch_size)]
+    return torch.cat(out, dim=1)
+
+
+def train_ensemble(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
+                   y_val: np.ndarray, seeds: Sequence[int], settings: TrainSettings,
+                   teacher_train: torch.Tensor | None = None, teacher_val: torch.Tensor | None = None,
+                   kd: KDWeights = KDWeights(), desc: str = "train", progress: bool = True) -> list[ModelOutcome]:
+    """Train the M models of ``model`` (M = ``len(seeds)``) with Adam and per-model early stopping.
+
+    ``teacher_train``/``teacher_val`` are teacher logits ``(M, N, C)`` (KD on) or ``None`` (KD off).
+    The validation loss that drives early stopping is the same objective as training, on the
+    validation split. On return every model holds its best-validation weights.
+    """
+    ref = next(model.parameters())
+    n_models, n = len(seeds), len(x_train)
+    xt, yt = _to(x_train, ref), torch.as_tensor(y_train, device=ref.device)
+    xv = _to(x_val, ref).unsqueeze(0).expand(n_models, -1, -1)
+    yv = torch.as_tensor(y_val, device=ref.device).unsqueeze(0).expand(n_models, -1)
+    order_gens = [torch.Generator().manual_seed(int(s) + 7919) for s in seeds]
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    best_loss = torch.full((n_models,), math.inf, dtype=torch.float64)
+    best_epoch = torch.zeros(n_models, dtype=torch.long)
+    stopped_at = torch.zeros(n_models, dtype=torch.long)
+    outcomes = [ModelOutcome(0, 0, math.inf) for _ in seeds]
+    rows = torch.arange(n_models, device=ref.device).unsqueeze(1)
+    bar = tqdm(range(1, settings.max_epochs + 1), desc=desc, disable=not progress, leave=False)
+    for epoch in bar:
+        model.train()
+        perms = torch.stack([torch.randperm(n, generator=g) for g in order_gens]).to(ref.device)
+        train_loss = torch.zeros(n_models, dtype=torch.float64)
+        for start in range(0, n, settings.batch_size):
+            idx = perms[:, start:start + settings.batch_size]
+            t_batch = teacher_train[rows, idx] if teacher_train is not None else None
+            loss = distillation_loss(model(xt[idx]), yt[idx], t_batch, kd)
+            opt.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            opt.step()
+            train_loss += loss.detach().double().cpu() * idx.shape[1]
+        model.eval()
+        with torch.no_grad():
+            val_loss = distillation_loss(model(xv), yv, teacher_val, kd).double().cpu()
+        active = stopped_at == 0
+        improved = active & (val_loss < best_loss)
+        best_loss = torch.where(improved, val_loss, best_loss)
+        best_epoch = torch.where(improved, torch.full_like(best_epoch, epoch), best_epoch)
+        _keep_best(best, model, improved.to(ref.device))
+        newly_stopped = active & (epoch - best_epoch >= settings.patience)
+        stopped_at = torch.where(newly_stopped, torch.full_like(stopped_at, epoch), stopped_at)
+        for m in torch.nonzero(active).flatten().tolist():
+            outcomes[m].history.append({"epoch": epoch, "train_loss": float(train_loss[m] / n),
+                                        "val_loss": float(val_loss[m])})
+        bar.set_postfix(active=int((stopped_at == 0).sum()), best_val=f"{float(best_loss.min()):.4f}")
+        if bool((stopped_at > 0).all()):
+            break
+    stopped_at = torch.where(stopped_at == 0, torch.full_like(stopped_at, epoch), stopped_at)
+    model.load_state_dict(best)
+    for m, o in enumerate(outcomes):
+        o.best_epoch, o.epochs_trained = int(best_epoch[m]), int(stopped_at[m])
+        o.best_val_loss = float(best_loss[m])
+    return outcomes
+
+
+@torch.no_grad()
+def _keep_best(best: dict[str, torch.Tensor], model: nn.Module, improved: torch.Tensor) -> None:
+    for k, v in model.state_dict().items():
+        mask = improved.view(-1, *([1] * (v.dim() - 1)))
+        best[k] = torch.where(mask, v.detach(), best[k])
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict:
+    """Test metrics via scikit-learn: macro F1 (the headline), weighted F1, accuracy, confusion matrix."""
+    labels = list(range(n_classes))
+    return {
+        "f1_macro": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "f1_weighted": float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def timed(fn, *args, **kwargs):
+    """``(result, seconds)`` of one call."""
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0
