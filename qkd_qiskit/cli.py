@@ -44,6 +44,39 @@ def run(config: Path = typer.Argument(..., help="Experiment config (YAML)."),
     typer.echo(f"wrote {out / 'results.csv'} ({len(rows)} rows)")
 
 
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="A finished or partial run directory.")) -> None:
+    """Write summary.csv, summary.md (paired KD tests) and figure1.png into RUN_DIR."""
+    from .report import write_report
+
+    try:
+        out = write_report(run_dir)
+    except ValueError as err:
+        fail(str(err))
+    typer.echo((run_dir / "summary.md").read_text())
+    if out["missing"]:
+        typer.echo(f"partial run: {len(out['missing'])} unit(s) missing", err=True)
+
+
+@app.command()
+def reproduce(study: str = typer.Argument(..., help="Study to reproduce: piperno2024."),
+              out: Path = typer.Option(..., "--out", help="Run directory; an existing one is resumed."),
+              quick: bool = typer.Option(False, "--quick", help="3 seeds, few epochs: a smoke run in seconds."),
+              progress: bool = typer.Option(True, help="Show progress bars.")) -> None:
+    """Run a paper's study end to end and write its report (see README, 'Reproducing the paper')."""
+    from .experiments import STUDIES, study_config
+    from .report import write_report
+
+    if study not in STUDIES:
+        fail(f"STUDY: unknown study {study!r} (known: {', '.join(STUDIES)})")
+    from .experiments import run_experiment
+
+    rows = run_experiment(study_config(study, quick), out, progress=progress)
+    write_report(out)
+    typer.echo((out / "summary.md").read_text())
+    typer.echo(f"wrote {out}/results.csv ({len(rows)} rows), summary.csv, summary.md, figure1.png")
+
+
 def _summary_lines(rows: list[dict]) -> str:
     """Mean and std of test macro-F1 per (model, kd), as a small text table."""
     import numpy as np

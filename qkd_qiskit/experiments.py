@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .config import ExperimentConfig, ModelConfig, TrainConfig
+from .config import ExperimentConfig, TrainConfig, parse_config
 from .data import Dataset, load_dataset
 from .distill import KDWeights, TrainSettings, classification_metrics, predict_logits, train_ensemble
 from .models import build_model, count_params, load_model_states, model_state
@@ -167,3 +167,24 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
     info["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     atomic_write_json(run.manifest, info)
     return rows
+
+
+STUDIES = {"piperno2024": "piperno2024_xor.yaml"}
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def study_config(study: str, quick: bool = False) -> ExperimentConfig:
+    """The shipped config of a paper's study; ``quick`` keeps its models but cuts seeds and epochs."""
+    from .config import load_config
+
+    cfg = load_config(CONFIG_DIR / STUDIES[study])
+    if not quick:
+        return cfg
+    raw = cfg.model_dump(mode="json")
+    raw["name"] += "_quick"
+    raw["seeds"] = [0, 1, 2]
+    raw["teacher"]["train"].update(max_epochs=30, patience=10)
+    raw["student_train"].update(max_epochs=8, patience=4)
+    for st in raw["students"]:
+        st["train"] = None
+    return parse_config(raw, f"{study} --quick")

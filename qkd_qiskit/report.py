@@ -1,0 +1,160 @@
+"""Reports of a run directory: per-(model, kd) summary, paired KD tests and the Fig. 1-style plot.
+
+Everything is recomputed from ``results.csv``'s source of truth (the finished units), so a report of
+a partial run is possible and says which units are missing.
+
+Example:
+    >>> write_report("runs/piperno2024")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import wilcoxon
+
+from .config import parse_config
+from .experiments import plan_units
+from .results import RunDir, atomic_write_bytes, atomic_write_csv, atomic_write_text
+
+SUMMARY_COLUMNS = ["model", "kd", "mean_f1", "var_f1", "std_f1", "n_params", "n_seeds", "mean_epochs",
+                   "mean_accuracy", "mean_f1_weighted"]
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Mean, variance (ddof=1) and std of test macro-F1 per (model, kd), in first-seen order."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["model"], r["role"], bool(r["kd"]))].append(r)
+    out = []
+    for (model, role, kd), rs in groups.items():
+        f1 = np.array([r["f1_macro"] for r in rs], dtype=float)
+        var = float(f1.var(ddof=1)) if len(f1) > 1 else 0.0
+        out.append({"model": model if role == "student" else f"{model} (teacher)", "kd": kd,
+                    "mean_f1": float(f1.mean()), "var_f1": var, "std_f1": math.sqrt(var),
+                    "n_params": int(rs[0]["n_params"]), "n_seeds": len(rs),
+                    "mean_epochs": float(np.mean([r["epochs_trained"] for r in rs])),
+                    "mean_accuracy": float(np.mean([r["accuracy"] for r in rs])),
+                    "mean_f1_weighted": float(np.mean([r["f1_weighted"] for r in rs]))})
+    return out
+
+
+def paired_kd_tests(rows: list[dict]) -> list[dict]:
+    """Per student: KD-minus-noKD macro-F1 over the seeds having both, with a Wilcoxon signed-rank p."""
+    by = defaultdict(dict)
+    for r in rows:
+        if r["role"] == "student":
+            by[r["model"]][(bool(r["kd"]), int(r["seed"]))] = float(r["f1_macro"])
+    tests = []
+    for model, vals in by.items():
+        seeds = sorted(s for kd, s in vals if kd and (False, s) in vals)
+        if not seeds:
+            continue
+        diff = np.array([vals[(True, s)] - vals[(False, s)] for s in seeds])
+        if np.allclose(diff, 0):
+            p, note = 1.0, "all paired differences are zero"
+        elif len(seeds) < 2:
+            p, note = float("nan"), "one seed: no test"
+        else:
+            p, note = float(wilcoxon(diff, zero_method="zsplit").pvalue), ""
+        tests.append({"model": model, "n_pairs": len(seeds), "mean_diff": float(diff.mean()),
+                      "median_diff": float(np.median(diff)), "std_diff": float(diff.std(ddof=1)) if len(diff) > 1 else 0.0,
+                      "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()), "p_wilcoxon": p, "note": note})
+    return tests
+
+
+def missing_units(run: RunDir) -> list[str]:
+    """Units the run's config asks for that are not finished (empty for a complete run)."""
+    if not run.manifest.is_file():
+        return []
+    cfg = parse_config(json.loads(run.manifest.read_text())["config"], str(run.manifest))
+    return [u.key for u in plan_units(cfg) if not run.is_done(u)]
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.4f}"
+    return str(v)
+
+
+def markdown(summary: list[dict], tests: list[dict], missing: list[str]) -> str:
+    cols = ["model", "kd", "mean_f1", "std_f1", "var_f1", "n_params", "n_seeds", "mean_epochs"]
+    lines = ["# Summary", "", "Test macro-F1 over seeds (model selection on validation loss).", "",
+             "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_fmt(s[c]) for c in cols) + " |" for s in summary]
+    lines += ["", "## Knowledge distillation, paired over seeds", "",
+              "KD minus no-KD test macro-F1 for the same seed (same init and data order); "
+              "Wilcoxon signed-rank test, two-sided.", "",
+              "| model | pairs | mean diff | median diff | wins/losses | p (Wilcoxon) | note |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [f"| {t['model']} | {t['n_pairs']} | {t['mean_diff']:+.4f} | {t['median_diff']:+.4f} | "
+              f"{t['wins']}/{t['losses']} | {_fmt(t['p_wilcoxon'])} | {t['note']} |" for t in tests]
+    if missing:
+        lines += ["", f"## Partial run: {len(missing)} unit(s) missing", "", ", ".join(missing)]
+    return "\n".join(lines) + "\n"
+
+
+def figure(summary: list[dict], title: str) -> bytes:
+    """Grouped bars of mean F1 per student, KD vs no KD; variance on top, parameter count at the base."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    students = [s for s in summary if not s["model"].endswith("(teacher)")]
+    models = list(dict.fromkeys(s["model"] for s in students))
+    get = {(s["model"], s["kd"]): s for s in students}
+    x = np.arange(len(models))
+    width = 0.38
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(models) + 2), 4.6))
+    for offset, kd, colour, label in ((-width / 2, False, "#9aa5b1", "without KD"),
+                                      (width / 2, True, "#2f6db5", "with KD")):
+        for i, m in enumerate(models):
+            s = get.get((m, kd))
+            if s is None:
+                continue
+            ax.bar(x[i] + offset, s["mean_f1"], width, color=colour, label=label if i == 0 or
+                   (m, not kd) not in get else None, yerr=s["std_f1"], capsize=3, ecolor="#333")
+            ax.text(x[i] + offset, s["mean_f1"] + s["std_f1"] + 0.015, f"var\n{s['var_f1']:.3f}",
+                    ha="center", va="bottom", fontsize=7)
+    for i, m in enumerate(models):
+        n_params = next(s["n_params"] for s in students if s["model"] == m)
+        ax.text(x[i], 0.02, f"{n_params}\nparams", ha="center", va="bottom", fontsize=7, color="white",
+                fontweight="bold")
+    handles, labels = ax.get_legend_handles_labels()
+    uniq = dict(zip(labels, handles))
+    ax.legend(uniq.values(), uniq.keys(), loc="lower right", fontsize=8)
+    ax.set_xticks(x, models)
+    ax.set_ylim(0, 1.18)
+    ax.set_ylabel("test macro-F1 (mean over seeds, bar = std)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=130)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_report(run_dir: str | Path) -> dict:
+    """Write summary.csv, summary.md and figure1.png into ``run_dir``; return what was written."""
+    run = RunDir(run_dir)
+    if not (run.root / "units").is_dir():
+        raise ValueError(f"RUN_DIR: {run.root} holds no finished units (is it a qkd run directory?)")
+    rows = run.results()
+    run.write_results_csv()
+    summary = summarize(rows)
+    tests = paired_kd_tests(rows)
+    missing = missing_units(run)
+    atomic_write_csv(run.root / "summary.csv", summary, SUMMARY_COLUMNS)
+    atomic_write_csv(run.root / "kd_tests.csv", tests, list(tests[0]) if tests else ["model"])
+    atomic_write_text(run.root / "summary.md", markdown(summary, tests, missing))
+    name = json.loads(run.manifest.read_text())["config"]["name"] if run.manifest.is_file() else run.root.name
+    n_seeds = max((s["n_seeds"] for s in summary), default=0)
+    atomic_write_bytes(run.root / "figure1.png", figure(summary, f"{name}: {n_seeds} seeds"))
+    return {"summary": summary, "tests": tests, "missing": missing}
