@@ -77,6 +77,30 @@ def reproduce(study: str = typer.Argument(..., help="Study to reproduce: piperno
     typer.echo(f"wrote {out}/results.csv ({len(rows)} rows), summary.csv, summary.md, figure1.png")
 
 
+@app.command()
+def circuits(as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
+             draw: Optional[str] = typer.Option(None, "--draw", help="Draw one architecture (e.g. q2)."),
+             out: Optional[Path] = typer.Option(None, "--out", help="PNG file for --draw (else text)."),
+             qubits: int = typer.Option(6, min=2, help="Qubits of every student."),
+             layers: int = typer.Option(5, min=1, help="Ansatz layers."),
+             classes: int = typer.Option(3, min=2, help="Classes the head outputs.")) -> None:
+    """Parameter accounting of every student architecture, with gate counts on fake IBM devices."""
+    from .circuit_report import architecture_table, draw_student, format_table
+    from .circuits import ARCHITECTURES
+
+    if draw is not None:
+        if draw not in ARCHITECTURES:
+            fail(f"--draw: unknown architecture {draw!r} (known: {', '.join(ARCHITECTURES)})")
+        result = draw_student(draw, str(out) if out else None, qubits, layers)
+        typer.echo(f"wrote {result}" if out else result)
+        return
+    try:
+        rows = architecture_table(qubits, layers, classes)
+    except ValueError as err:
+        fail(str(err))
+    typer.echo(json.dumps(rows, indent=2) if as_json else format_table(rows))
+
+
 def _summary_lines(rows: list[dict]) -> str:
     """Mean and std of test macro-F1 per (model, kd), as a small text table."""
     import numpy as np
