@@ -109,7 +109,8 @@ def train_ensemble(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x
     stopped_at = torch.zeros(n_models, dtype=torch.long)
     outcomes = [ModelOutcome(0, 0, math.inf) for _ in seeds]
     rows = torch.arange(n_models, device=ref.device).unsqueeze(1)
-    bar = tqdm(range(1, settings.max_epochs + 1), desc=desc, disable=not progress, leave=False)
+    bar = tqdm(range(1, settings.max_epochs + 1), desc=desc, disable=not progress, leave=False,
+               mininterval=0.5)
     for epoch in bar:
         model.train()
         perms = torch.stack([torch.randperm(n, generator=g) for g in order_gens]).to(ref.device)

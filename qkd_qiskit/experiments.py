@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .config import ExperimentConfig, TrainConfig, parse_config
 from .data import Dataset, load_dataset
@@ -138,10 +139,23 @@ def _git_commit() -> str | None:
         return None
 
 
+def preflight(cfg: ExperimentConfig, data: Dataset) -> None:
+    """Build every model once so a bad model option fails, naming its field, before any training."""
+    specs = [("teacher", cfg.teacher.model, cfg.teacher.options)]
+    specs += [(f"students.{i}", st.model, st.options) for i, st in enumerate(cfg.students)]
+    for where, model, options in specs:
+        try:
+            build_for_units(cfg, data, model, options, [0])
+        except ValueError as err:
+            raise ValueError(f"{where}.{err}") from None
+
+
 def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True) -> list[dict]:
     """Train every unit of ``cfg`` not yet finished in ``out``; return all result rows."""
     import json
 
+    data = load_dataset(cfg.data.name, **cfg.data.loader_options())
+    preflight(cfg, data)
     run = RunDir(out)
     run.root.mkdir(parents=True, exist_ok=True)
     previous = json.loads(run.manifest.read_text()) if run.manifest.is_file() else None
@@ -151,11 +165,13 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
     atomic_write_json(run.manifest, info)
     torch.manual_seed(0)
     np.random.seed(0)
-    data = load_dataset(cfg.data.name, **cfg.data.loader_options())
-
-    pending = [u for u in plan_units(cfg) if u.role == "teacher" and not run.is_done(u)]
+    units = plan_units(cfg)
+    overall = tqdm(total=len(units), initial=sum(run.is_done(u) for u in units), desc="units", unit="model",
+                   disable=not progress)
+    pending = [u for u in units if u.role == "teacher" and not run.is_done(u)]
     if pending:
         _train_group(cfg, run, data, pending, cfg.teacher.options, cfg.teacher.train, None, progress)
+        overall.update(len(pending))
     teacher = _teacher_logits(cfg, run, data)
     for st in cfg.students:
         for kd in st.kd:
@@ -163,6 +179,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
             if pending:
                 _train_group(cfg, run, data, pending, st.options, cfg.train_settings(st),
                              teacher if kd else None, progress)
+                overall.update(len(pending))
+    overall.close()
     rows = run.write_results_csv()
     info["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     atomic_write_json(run.manifest, info)

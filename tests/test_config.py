@@ -37,3 +37,12 @@ def test_cli_rejects_bad_config_before_training(tmp_path, small_config_dict):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "student_train.max_epochs" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_bad_model_option_fails_before_training_naming_the_field(tmp_path, small_config_dict):
+    from qkd_qiskit.experiments import run_experiment
+
+    cfg = parse_config({**small_config_dict, "students": [{"model": "linear", "options": {"depth": 3}}]})
+    with pytest.raises(ValueError, match=r"students\.0\.options: unknown option\(s\) \['depth'\]"):
+        run_experiment(cfg, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
