@@ -101,6 +101,69 @@ def circuits(as_json: bool = typer.Option(False, "--json", help="Print a JSON li
     typer.echo(json.dumps(rows, indent=2) if as_json else format_table(rows))
 
 
+_BACKEND_HELP = "Backend profile: a YAML file or a shipped name (backends/<name>.yaml)."
+
+
+@app.command()
+def evaluate(run_dir: Path = typer.Argument(..., help="A `qkd run` directory with trained quantum students."),
+             backend: str = typer.Option(..., "--backend", help=_BACKEND_HELP),
+             out: Path = typer.Option(..., "--out", help="Output directory; an existing one is resumed."),
+             progress: bool = typer.Option(True, help="Show progress bars.")) -> None:
+    """Evaluate every trained quantum student of RUN_DIR on a backend: exact vs backend macro-F1."""
+    from .backends import redact
+    from .evaluate import evaluate_run, format_summary, summarize
+
+    try:
+        rows = evaluate_run(run_dir, backend, out, progress=progress)
+    except ValueError as err:
+        fail(redact(str(err)))
+    typer.echo(format_summary(summarize(rows)))
+    typer.echo(f"wrote {out / 'results.csv'} ({len(rows)} rows), summary.csv, manifest.json")
+
+
+@app.command()
+def submit(run_dir: Path = typer.Argument(..., help="A `qkd run` directory with trained quantum students."),
+           backend: str = typer.Option(..., "--backend", help=_BACKEND_HELP + " Must be kind: ibm."),
+           dry_run: bool = typer.Option(False, "--dry-run", help="Print circuits, shots, depth, 2q gates and "
+                                        "a QPU-time estimate; submit nothing."),
+           resubmit_failed: bool = typer.Option(False, "--resubmit-failed", help="Also resubmit failed, "
+                                                "cancelled and lost jobs."),
+           wait: bool = typer.Option(False, "--wait", help="Wait for results (always on in local testing mode).")
+           ) -> None:
+    """Submit one IBM Runtime job per trained quantum unit; job ids go to RUN_DIR/jobs/<profile>/jobs.json."""
+    from .backends import redact
+    from .jobs import dry_run as plan, submit_jobs
+
+    try:
+        if dry_run:
+            plan(run_dir, backend, log=typer.echo)
+        else:
+            submit_jobs(run_dir, backend, resubmit_failed=resubmit_failed, wait=wait, log=typer.echo)
+    except Exception as err:  # noqa: BLE001 - one redacted line, whatever failed (service, network, profile)
+        fail(redact(str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}").splitlines()[0])
+
+
+@app.command()
+def collect(run_dir: Path = typer.Argument(..., help="A run directory with submitted jobs."),
+            backend: Optional[str] = typer.Option(None, "--backend", help=_BACKEND_HELP + " Default: the only "
+                                                  "profile with jobs in RUN_DIR."),
+            wait: bool = typer.Option(False, "--wait", help="Block until pending jobs finish.")) -> None:
+    """Fetch job results by id (resumes after a crash), write exact vs device metrics; exit 1 on failures."""
+    from .backends import redact
+    from .evaluate import format_summary, summarize
+    from .jobs import collect_jobs, format_report
+
+    try:
+        rows, report = collect_jobs(run_dir, backend, wait=wait, log=typer.echo)
+    except Exception as err:  # noqa: BLE001 - one redacted line
+        fail(redact(str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}").splitlines()[0])
+    if rows:
+        typer.echo(format_summary(summarize(rows)))
+    typer.echo(format_report(report))
+    if any(report.get(s) for s in ("failed", "cancelled", "lost")):
+        raise typer.Exit(1)
+
+
 def _summary_lines(rows: list[dict]) -> str:
     """Mean and std of test macro-F1 per (model, kd), as a small text table."""
     import numpy as np

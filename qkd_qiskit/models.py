@@ -95,12 +95,22 @@ def _quantum_builder(name: str) -> Callable[..., nn.Module]:
         n_qubits = options.pop("qubits", max(1, math.ceil(math.log2(n_features))))
         layers = options.pop("layers", 5)
         head_hidden = options.pop("head_hidden", [])
+        backend = options.pop("backend", None)  # a profile: train through a Qiskit QNN (qkd_qiskit.qnn)
+        gradient = options.pop("gradient", "auto")
         if options:
             raise ValueError(f"options: unknown option(s) {sorted(options)} for {name} "
-                             "(known: qubits, layers, head_hidden)")
+                             "(known: qubits, layers, head_hidden, backend, gradient)")
         if 2 ** n_qubits < n_features:
             raise ValueError(f"options.qubits: {n_qubits} qubits cannot amplitude-embed {n_features} features")
         student = build_student(name, n_qubits=n_qubits, layers=layers, n_features=n_features)
+        if backend is not None:
+            from .backends import ProfileError
+            from .qnn import QNNStudent
+
+            try:
+                return QNNStudent(student, n_classes, generators, dtype, head_hidden, backend, gradient)
+            except ProfileError as err:
+                raise ValueError(f"options.backend: {err}") from None
         return HybridStudent(student, n_classes, generators, dtype, head_hidden)
 
     return build

@@ -1,0 +1,286 @@
+"""Hybrid students as Qiskit QNNs: circuit -> EstimatorQNN/SamplerQNN -> TorchConnector -> linear head.
+
+The exact engine (:class:`~qkd_qiskit.models.HybridStudent`) is what ``qkd run`` trains fast. This
+module runs the *same* student circuit through qiskit-machine-learning on any backend profile
+(:mod:`qkd_qiskit.backends`), so the unchanged trainer (with or without KD) can also train on a
+noisy simulator or a device, and an engine-trained checkpoint can be evaluated there:
+
+* ``readout == "z"`` students -> ``EstimatorQNN`` with the student's ``Z_q`` observables;
+* ``readout == "probs"`` students (q_nd) -> ``SamplerQNN`` whose ``interpret`` reads only the kept
+  qubits out of the single ``meas`` register (``output_shape = 2**k``).
+
+Circuits are prepared once per backend: the logical circuit for ``statevector``; for ``aer`` the
+ISA circuit cut down to its active qubits (with the noise model restricted to them); for ``ibm``
+the full ISA circuit with observables mapped by ``apply_layout``. Only parameter values change
+between batches. Models follow the ensemble convention of :mod:`qkd_qiskit.models`: ``weights`` is
+one Parameter ``(M, n_weights)`` and ``state_dict`` keys equal the engine student's
+(``quantum.weights``, ``head.*``), so checkpoints load either way.
+
+On ``statevector`` the primitives and gradients are the engine's (:mod:`qkd_qiskit.primitives`:
+exact values, exact autograd gradients). On noisy backends gradients come from
+qiskit-machine-learning: parameter shift (unbiased; 2 circuits per parameter occurrence per
+sample) or SPSA (2 circuits per sample). That is slow - seconds to minutes per step even for
+small students - so noisy training is for small runs only.
+
+Example:
+    >>> import torch
+    >>> gens = [torch.Generator().manual_seed(0)]
+    >>> net = QNNStudent.build("hea", n_features=4, n_classes=3, generators=gens, backend="statevector",
+    ...                        layers=1)
+    >>> net(torch.rand(1, 5, 4)).shape
+    torch.Size([1, 5, 3])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import torch
+from qiskit import QuantumCircuit
+from qiskit.quantum_info import SparsePauliOp
+from qiskit_machine_learning.connectors import TorchConnector
+from torch import nn
+
+from .backends import AerBackend, Backend, IBMRuntimeBackend, Profile, StatevectorBackend, prepare_backend
+
+Gradient = Literal["auto", "param_shift", "spsa"]
+"""``auto``: the engine's exact gradient on ``statevector``, parameter shift on noisy backends."""
+SPSA_EPSILON = 0.1
+"""SPSA perturbation: large enough to rise above shot noise (qiskit-ml's default 1e-6 is for exact)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Circuits, interpret and primitives per backend
+# --------------------------------------------------------------------------------------------------
+
+
+def exact_measured_circuit(student: Any) -> QuantumCircuit:
+    """Unitary part plus final measurements of the read-out qubits only (``q -> meas[q]``).
+
+    Exact for q_nd students: a mid-circuit-measured qubit is never touched again, so dropping its
+    measurement leaves the read-out marginal unchanged (and statevector samplers need final
+    measurements only).
+    """
+    from .circuits import MEAS_REGISTER, without_measurements
+
+    qc = without_measurements(student.measured_circuit())
+    meas = next(c for c in qc.cregs if c.name == MEAS_REGISTER)
+    for q in student.readout_qubits:
+        qc.measure(q, meas[q])
+    return qc
+
+
+@dataclass(frozen=True)
+class ReadoutInterpret:
+    """``meas`` register value -> read-out outcome ``sum_j bit(readout_qubits[j]) << j`` (picklable)."""
+
+    readout_qubits: tuple[int, ...]
+
+    def __call__(self, value: int) -> int:
+        return sum(((int(value) >> q) & 1) << j for j, q in enumerate(self.readout_qubits))
+
+
+@dataclass
+class QNNParts:
+    """What a QNN needs on one backend: circuit, observables (``z`` students), primitive, precision."""
+
+    circuit: QuantumCircuit
+    observables: list[SparsePauliOp] | None
+    primitive: Any
+    precision: float
+
+
+def _exact_primitive(student: Any) -> Any:
+    """The engine's exact primitive (:mod:`qkd_qiskit.primitives`): estimator for ``z``, sampler else."""
+    from .primitives import EngineEstimator, EngineSampler
+
+    return EngineEstimator() if student.readout == "z" else EngineSampler()
+
+
+def _compact_observables(student: Any, backend: AerBackend) -> list[SparsePauliOp]:
+    """``Z_q`` on the compact qubit that holds virtual qubit ``q`` at the end of the ISA circuit."""
+    t = backend.transpiled(student, measured=False)
+    cmp = backend.compacted(student, measured=False)
+    pos = {p: i for i, p in enumerate(cmp.physical)}
+    n = len(cmp.physical)
+    return [SparsePauliOp.from_sparse_list([("Z", [pos[t.final_layout[q]]], 1.0)], num_qubits=n)
+            for q in student.readout_qubits]
+
+
+def qnn_parts(student: Any, backend: Backend, mode: Any = None) -> QNNParts:
+    """Circuit, observables and primitive of ``student`` on ``backend`` (transpiled once, cached)."""
+    z = student.readout == "z"
+    if isinstance(backend, StatevectorBackend):
+        circuit = student.circuit if z else exact_measured_circuit(student)
+        return QNNParts(circuit, student.observables() if z else None, _exact_primitive(student), 0.0)
+    if isinstance(backend, AerBackend):
+        cmp = backend.compacted(student, measured=not z)
+        if z:
+            return QNNParts(cmp.circuit, _compact_observables(student, backend), backend.estimator(cmp.noise_model),
+                            1 / math.sqrt(backend.profile.shots))
+        return QNNParts(cmp.circuit, None, backend.sampler(cmp.noise_model), 0.0)
+    if isinstance(backend, IBMRuntimeBackend):
+        t = backend.transpiled(student, measured=not z)
+        prim = backend.make_primitive("estimator" if z else "sampler", mode if mode is not None else backend.device)
+        if z:
+            obs = [o.apply_layout(t.circuit.layout) for o in student.observables()]
+            return QNNParts(t.circuit, obs, prim, 1 / math.sqrt(backend.profile.shots))
+        circuit = t.circuit.copy()
+        circuit._layout = None  # counts are keyed by the ``meas`` register, not by physical qubits
+        return QNNParts(circuit, None, prim, 0.0)
+    raise TypeError(f"qnn_parts: unsupported backend {type(backend).__name__}")
+
+
+def _gradient(parts: QNNParts, gradient: Gradient, seed: int | None) -> Any:
+    """Gradient on the same primitive: the engine's exact autograd gradient (``auto`` on the exact
+    primitives), parameter shift (``auto`` elsewhere, or asked for) or SPSA (qiskit-machine-learning)."""
+    from qiskit_machine_learning import gradients as g
+
+    from .primitives import EngineEstimator, EngineEstimatorGradient, EngineSampler, EngineSamplerGradient
+
+    z = parts.observables is not None
+    if gradient == "auto" and isinstance(parts.primitive, (EngineEstimator, EngineSampler)):
+        return EngineEstimatorGradient(parts.primitive) if z else EngineSamplerGradient(parts.primitive)
+    if gradient == "spsa":
+        cls = g.SPSAEstimatorGradient if z else g.SPSASamplerGradient
+        return cls(parts.primitive, epsilon=SPSA_EPSILON, seed=seed)
+    cls = g.ParamShiftEstimatorGradient if z else g.ParamShiftSamplerGradient
+    return cls(parts.primitive)
+
+
+def build_qnn(student: Any, backend: Backend, gradient: Gradient = "auto", seed: int | None = None,
+              mode: Any = None) -> Any:
+    """``EstimatorQNN`` (``z`` read-out) or ``SamplerQNN`` (``probs``) of a student on a backend."""
+    from qiskit_machine_learning.neural_networks import EstimatorQNN, SamplerQNN
+
+    parts = qnn_parts(student, backend, mode)
+    missing = [p.name for p in (*student.input_params, *student.weight_params) if p not in set(parts.circuit.parameters)]
+    if missing:
+        raise ValueError(f"build_qnn: the prepared circuit lost parameter(s) {missing[:5]} (transpiler removed them)")
+    grad = _gradient(parts, gradient, seed)
+    if parts.observables is not None:
+        return EstimatorQNN(circuit=parts.circuit, estimator=parts.primitive, observables=parts.observables,
+                            input_params=list(student.input_params), weight_params=list(student.weight_params),
+                            gradient=grad, default_precision=parts.precision)
+    return SamplerQNN(circuit=parts.circuit, sampler=parts.primitive, input_params=list(student.input_params),
+                      weight_params=list(student.weight_params), interpret=ReadoutInterpret(student.readout_qubits),
+                      output_shape=student.n_outputs, gradient=grad)
+
+
+# --------------------------------------------------------------------------------------------------
+# Torch modules
+# --------------------------------------------------------------------------------------------------
+
+
+class RowConnector(TorchConnector):
+    """A ``TorchConnector`` whose weights are given per call: row ``m`` of the ensemble's Parameter.
+
+    Its own ``weight`` Parameter is unused; the module holding the connector owns the weights, so
+    M seeds share one ``(M, n_weights)`` tensor as every model of this package does.
+    """
+
+    def forward(self, input_data: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+        from qiskit_machine_learning.connectors.torch_connector import _TorchNNFunction
+
+        w = self.weight if weights is None else weights
+        return _TorchNNFunction.apply(input_data, w, self.neural_network, self.sparse)
+
+
+class QNNLayer(nn.Module):
+    """``M`` copies of a student circuit on a backend: features (M, B, F) -> read-out (M, B, n_out).
+
+    Weights are initialised exactly as the engine's ``QuantumLayer`` (uniform in [0, 2 pi) from
+    ``generators[m]``), so a QNN student and an engine student built from the same generators
+    start from the same point.
+    """
+
+    def __init__(self, student: Any, n_models: int, generators: Sequence[torch.Generator] | None,
+                 dtype: torch.dtype, backend: Backend, gradient: Gradient = "auto"):
+        super().__init__()
+        gens = list(generators) if generators is not None else [None] * n_models
+        if len(gens) != n_models:
+            raise ValueError(f"QNNLayer: {len(gens)} generators for {n_models} models")
+        self.student = student
+        self.backend = backend
+        self.gradient = gradient
+        n_w = len(student.weight_params)
+        init = torch.stack([torch.rand(n_w, generator=g, dtype=torch.float64) for g in gens]) * (2 * math.pi)
+        self.weights = nn.Parameter(init.to(dtype))
+        self._connectors: list[RowConnector] | None = None
+        self._mode: Any = None
+
+    @property
+    def n_outputs(self) -> int:
+        return self.student.n_outputs
+
+    def connectors(self) -> list[RowConnector]:
+        """One TorchConnector per model (built on first use: transpilation happens once, here)."""
+        if self._connectors is None:
+            if isinstance(self.backend, IBMRuntimeBackend):
+                mode = self.backend.open_mode()
+                self._mode = mode.__enter__()
+            seed = getattr(self.backend.profile, "seed", None)
+            qnn = build_qnn(self.student, self.backend, self.gradient, seed, self._mode)
+            self._connectors = [RowConnector(qnn) for _ in range(self.weights.shape[0])]
+        return self._connectors
+
+    def close(self) -> None:
+        """Close the Runtime Batch/Session this layer opened (``ibm`` backends); a no-op otherwise."""
+        if self._mode is not None and hasattr(self._mode, "close"):
+            self._mode.close()
+        self._mode, self._connectors = None, None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3 or x.shape[0] != self.weights.shape[0]:
+            raise ValueError(f"QNNLayer: expected features (M={self.weights.shape[0]}, B, F), got {tuple(x.shape)}")
+        m, b, f = x.shape
+        angles = self.student.input_angles(x.detach().reshape(m * b, f).double().cpu().numpy())
+        angles = torch.as_tensor(np.asarray(angles)).reshape(m, b, -1)
+        outs = [conn(angles[i], self.weights[i]) for i, conn in enumerate(self.connectors())]
+        return torch.stack(outs).to(self.weights.dtype)
+
+
+class QNNStudent(nn.Module):
+    """Hybrid student over a backend: :class:`QNNLayer` then the same head as ``HybridStudent``."""
+
+    def __init__(self, student: Any, n_classes: int, generators: Sequence[torch.Generator],
+                 dtype: torch.dtype = torch.float32, head_hidden: Sequence[int] = (),
+                 backend: str | Profile | Backend | None = None, gradient: Gradient = "auto"):
+        super().__init__()
+        from .models import EnsembleMLP
+
+        if gradient not in ("auto", "param_shift", "spsa"):
+            raise ValueError(f"options.gradient: must be auto, param_shift or spsa, got {gradient!r}")
+        be = backend if isinstance(backend, Backend) else prepare_backend(backend, [student])
+        self.student = student
+        self.quantum = QNNLayer(student, len(generators), generators, dtype, be, gradient)
+        self.head = EnsembleMLP([student.n_outputs, *head_hidden, n_classes], generators, dtype)
+
+    @classmethod
+    def build(cls, name: str, n_features: int, n_classes: int, generators: Sequence[torch.Generator],
+              dtype: torch.dtype = torch.float32, backend: str | Profile | Backend | None = None,
+              gradient: Gradient = "auto", qubits: int | None = None, layers: int = 5,
+              head_hidden: Sequence[int] = ()) -> "QNNStudent":
+        """By architecture name, with the defaults of the model registry (qubits = ceil(log2 F))."""
+        from .circuits import build_student
+
+        n_qubits = qubits or max(1, math.ceil(math.log2(n_features)))
+        student = build_student(name, n_qubits=n_qubits, layers=layers, n_features=n_features)
+        return cls(student, n_classes, generators, dtype, head_hidden, backend, gradient)
+
+    @classmethod
+    def from_hybrid(cls, hybrid: nn.Module, backend: str | Profile | Backend | None,
+                    gradient: Gradient = "auto") -> "QNNStudent":
+        """A QNN student with the weights of an engine ``HybridStudent`` (same circuit, same order)."""
+        m = hybrid.quantum.weights.shape[0]
+        sizes = [layer.weight.shape[1] for layer in hybrid.head.layers] + [hybrid.head.layers[-1].weight.shape[2]]
+        net = cls(hybrid.student, sizes[-1], [torch.Generator() for _ in range(m)], hybrid.quantum.weights.dtype,
+                  sizes[1:-1], backend, gradient)
+        net.load_state_dict(hybrid.state_dict())
+        return net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.quantum(x))
