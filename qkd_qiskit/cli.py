@@ -164,6 +164,16 @@ def collect(run_dir: Path = typer.Argument(..., help="A run directory with submi
         raise typer.Exit(1)
 
 
+@app.command()
+def bench(as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+          quick: bool = typer.Option(False, "--quick", help="Short measurements; scaling up to 10 qubits."),
+          threads: int = typer.Option(1, min=1, help="torch intra-op threads for every path.")) -> None:
+    """Engine speed vs TorchConnector, stock qiskit-machine-learning, Aer and PennyLane (if installed)."""
+    from .bench import run_bench
+
+    run_bench(quick=quick, json=as_json, threads=threads)
+
+
 def _summary_lines(rows: list[dict]) -> str:
     """Mean and std of test macro-F1 per (model, kd), as a small text table."""
     import numpy as np

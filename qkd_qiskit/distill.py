@@ -75,14 +75,28 @@ def _to(x: np.ndarray, like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(x, device=like.device, dtype=like.dtype if np.issubdtype(x.dtype, np.floating) else None)
 
 
+def prepare_inputs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Inputs as the model's forward consumes them: embedded once when the model can (``encode``)."""
+    if hasattr(model, "encode"):
+        with torch.no_grad():
+            return model.encode(x)
+    return x
+
+
+def apply_model(model: nn.Module, prepared: torch.Tensor) -> torch.Tensor:
+    """Logits of inputs made by :func:`prepare_inputs`."""
+    return model(encoded=prepared) if hasattr(model, "encode") else model(prepared)
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 4096) -> torch.Tensor:
     """Logits ``(M, N, C)`` of every model of the ensemble on the same inputs ``x`` ``(N, F)``."""
     model.eval()
     ref = next(model.parameters())
     m = ref.shape[0]
-    xt = _to(x, ref)
-    out = [model(xt[i:i + batch_size].unsqueeze(0).expand(m, -1, -1)) for i in range(0, len(xt), batch_size)]
+    xt = prepare_inputs(model, _to(x, ref))
+    out = [apply_model(model, xt[i:i + batch_size].unsqueeze(0).expand(m, -1, -1))
+           for i in range(0, len(xt), batch_size)]
     return torch.cat(out, dim=1)
 
 
@@ -98,8 +112,8 @@ def train_ensemble(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x
     """
     ref = next(model.parameters())
     n_models, n = len(seeds), len(x_train)
-    xt, yt = _to(x_train, ref), torch.as_tensor(y_train, device=ref.device)
-    xv = _to(x_val, ref).unsqueeze(0).expand(n_models, -1, -1)
+    xt, yt = prepare_inputs(model, _to(x_train, ref)), torch.as_tensor(y_train, device=ref.device)
+    xv = prepare_inputs(model, _to(x_val, ref)).unsqueeze(0).expand(n_models, -1, -1)
     yv = torch.as_tensor(y_val, device=ref.device).unsqueeze(0).expand(n_models, -1)
     order_gens = [torch.Generator().manual_seed(int(s) + 7919) for s in seeds]
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
@@ -118,14 +132,14 @@ def train_ensemble(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x
         for start in range(0, n, settings.batch_size):
             idx = perms[:, start:start + settings.batch_size]
             t_batch = teacher_train[rows, idx] if teacher_train is not None else None
-            loss = distillation_loss(model(xt[idx]), yt[idx], t_batch, kd)
+            loss = distillation_loss(apply_model(model, xt[idx]), yt[idx], t_batch, kd)
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             opt.step()
             train_loss += loss.detach().double().cpu() * idx.shape[1]
         model.eval()
         with torch.no_grad():
-            val_loss = distillation_loss(model(xv), yv, teacher_val, kd).double().cpu()
+            val_loss = distillation_loss(apply_model(model, xv), yv, teacher_val, kd).double().cpu()
         active = stopped_at == 0
         improved = active & (val_loss < best_loss)
         best_loss = torch.where(improved, val_loss, best_loss)

@@ -74,8 +74,14 @@ class HybridStudent(nn.Module):
         self.quantum = QuantumLayer(student, len(generators), generators=list(generators), dtype=dtype)
         self.head = EnsembleMLP([student.n_outputs, *head_hidden, n_classes], generators, dtype)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.quantum(x))
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Embedded input states ``(..., 2^n)`` of features ``(..., F)``: they do not depend on the
+        weights, so the trainer embeds each data split once instead of at every step."""
+        return self.quantum.encode(x)
+
+    def forward(self, x: torch.Tensor | None = None, *, encoded: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(M, B, C)`` of raw features ``x`` ``(M, B, F)`` or of ``encoded`` states."""
+        return self.head(self.quantum(x, encoded=encoded))
 
 
 def _mlp_builder(hidden: Sequence[int]) -> Callable[..., nn.Module]:

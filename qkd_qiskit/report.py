@@ -55,7 +55,7 @@ def paired_kd_tests(rows: list[dict]) -> list[dict]:
         seeds = sorted(s for kd, s in vals if kd and (False, s) in vals)
         if not seeds:
             continue
-        diff = np.array([vals[(True, s)] - vals[(False, s)] for s in seeds])
+        diff = np.round([vals[(True, s)] - vals[(False, s)] for s in seeds], 12) + 0.0  # no "-0.0"
         if np.allclose(diff, 0):
             p, note = 1.0, "all paired differences are zero"
         elif len(seeds) < 2:
@@ -86,7 +86,8 @@ def markdown(summary: list[dict], tests: list[dict], missing: list[str]) -> str:
     cols = ["model", "kd", "mean_f1", "std_f1", "var_f1", "n_params", "n_seeds", "mean_epochs"]
     lines = ["# Summary", "", "Test macro-F1 over seeds (model selection on validation loss).", "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(s[c]) for c in cols) + " |" for s in summary]
+    lines += ["| " + " | ".join(f"{s[c]:.2e}" if c == "var_f1" else _fmt(s[c]) for c in cols) + " |"
+              for s in summary]
     lines += ["", "## Knowledge distillation, paired over seeds", "",
               "KD minus no-KD test macro-F1 for the same seed (same init and data order); "
               "Wilcoxon signed-rank test, two-sided.", "",
@@ -120,18 +121,19 @@ def figure(summary: list[dict], title: str) -> bytes:
                 continue
             ax.bar(x[i] + offset, s["mean_f1"], width, color=colour, label=label if i == 0 or
                    (m, not kd) not in get else None, yerr=s["std_f1"], capsize=3, ecolor="#333")
-            ax.text(x[i] + offset, s["mean_f1"] + s["std_f1"] + 0.015, f"var\n{s['var_f1']:.3f}",
-                    ha="center", va="bottom", fontsize=7)
+            ax.text(x[i] + offset, s["mean_f1"] + s["std_f1"] + 0.004, f"var\n{s['var_f1']:.1e}",
+                    ha="center", va="bottom", fontsize=6.5)
+    low = max(0.0, math.floor((min(s["mean_f1"] - s["std_f1"] for s in students) - 0.05) * 10) / 10)
     for i, m in enumerate(models):
         n_params = next(s["n_params"] for s in students if s["model"] == m)
-        ax.text(x[i], 0.02, f"{n_params}\nparams", ha="center", va="bottom", fontsize=7, color="white",
-                fontweight="bold")
+        ax.text(x[i], low + 0.01 * (1.1 - low), f"{n_params}\nparams", ha="center", va="bottom", fontsize=7,
+                color="white", fontweight="bold")
     handles, labels = ax.get_legend_handles_labels()
     uniq = dict(zip(labels, handles))
-    ax.legend(uniq.values(), uniq.keys(), loc="lower right", fontsize=8)
+    ax.legend(uniq.values(), uniq.keys(), loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     ax.set_xticks(x, models)
-    ax.set_ylim(0, 1.18)
-    ax.set_ylabel("test macro-F1 (mean over seeds, bar = std)")
+    ax.set_ylim(low, 1.0 + 0.12 * (1.0 - low))
+    ax.set_ylabel("test macro-F1 (mean over seeds, bar = std)" + (f"\naxis starts at {low:g}" if low else ""))
     ax.set_title(title, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -141,12 +143,21 @@ def figure(summary: list[dict], title: str) -> bytes:
     return buf.getvalue()
 
 
+def _in_config_order(run: RunDir, rows: list[dict]) -> list[dict]:
+    """Rows ordered as the config lists its models (teacher first), else as found."""
+    if not run.manifest.is_file():
+        return rows
+    cfg = parse_config(json.loads(run.manifest.read_text())["config"], str(run.manifest))
+    order = {(u.role, u.model, u.kd): i for i, u in enumerate(reversed(plan_units(cfg)))}
+    return sorted(rows, key=lambda r: (-order.get((r["role"], r["model"], r["kd"]), -1), r["seed"]))
+
+
 def write_report(run_dir: str | Path) -> dict:
     """Write summary.csv, summary.md and figure1.png into ``run_dir``; return what was written."""
     run = RunDir(run_dir)
     if not (run.root / "units").is_dir():
         raise ValueError(f"RUN_DIR: {run.root} holds no finished units (is it a qkd run directory?)")
-    rows = run.results()
+    rows = _in_config_order(run, run.results())
     run.write_results_csv()
     summary = summarize(rows)
     tests = paired_kd_tests(rows)
