@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -267,8 +268,112 @@ def amplitude_angles(x: Any, n_qubits: int, max_features: int | None = None) -> 
 
 
 # --------------------------------------------------------------------------------------------------
+# Angle encodings (Hasan & Mahdy: "angle" and "qubit" / dense-angle encoding)
+# --------------------------------------------------------------------------------------------------
+
+ENCODINGS = ("amplitude", "angle", "dense_angle")
+
+
+def angle_embedding(n_qubits: int, prefix: str = "x") -> QuantumCircuit:
+    """One ``RY(x_q)`` on every qubit q from ``|0>``: ``n`` features, one per qubit.
+
+    Its input parameters are the angles; :func:`angle_angles` maps features in [0, 1] to ``pi * x``.
+
+    Example:
+        >>> angle_embedding(3).num_parameters
+        3
+    """
+    if n_qubits < 1:
+        raise ValueError(f"angle_embedding: n_qubits must be >= 1, got {n_qubits}")
+    x = ParameterVector(prefix, n_qubits)
+    qc = QuantumCircuit(n_qubits, name="angle_embedding")
+    for q in range(n_qubits):
+        qc.ry(x[q], q)
+    return qc
+
+
+def dense_angle_embedding(n_qubits: int, prefix: str = "x") -> QuantumCircuit:
+    """Two features per qubit ("qubit" / dense-angle encoding): ``RY(x_{2q})`` then ``RZ(x_{2q+1})``.
+
+    Example:
+        >>> dense_angle_embedding(2).num_parameters
+        4
+    """
+    if n_qubits < 1:
+        raise ValueError(f"dense_angle_embedding: n_qubits must be >= 1, got {n_qubits}")
+    x = ParameterVector(prefix, 2 * n_qubits)
+    qc = QuantumCircuit(n_qubits, name="dense_angle_embedding")
+    for q in range(n_qubits):
+        qc.ry(x[2 * q], q)
+        qc.rz(x[2 * q + 1], q)
+    return qc
+
+
+def encoding_capacity(encoding: str, n_qubits: int) -> int:
+    """Features an encoding takes on ``n_qubits``: ``2^n`` (amplitude), ``n`` (angle), ``2n`` (dense)."""
+    caps = {"amplitude": 2**n_qubits, "angle": n_qubits, "dense_angle": 2 * n_qubits}
+    if encoding not in caps:
+        raise ValueError(f"unknown encoding {encoding!r} (known: {', '.join(ENCODINGS)})")
+    return caps[encoding]
+
+
+def angle_angles(x: Any, n_angles: int, max_features: int | None = None) -> Any:
+    """Angles ``pi * x`` (features in [0, 1] -> [0, pi]), zero-padded to ``n_angles``; numpy or torch."""
+    use_torch = _is_torch(x)
+    one_sample = x.ndim == 1 if hasattr(x, "ndim") else np.ndim(x) == 1
+    if not use_torch:
+        x = np.asarray(x, dtype=np.float64)
+    if one_sample:
+        x = x[None, :]
+    cap = n_angles if max_features is None else min(max_features, n_angles)
+    if x.shape[1] > cap:
+        raise ValueError(f"angle encoding: {x.shape[1]} features, more than {cap}")
+    pad = n_angles - x.shape[1]
+    if use_torch:
+        import torch
+
+        a = torch.nn.functional.pad(x, (0, pad)) * math.pi
+    else:
+        a = np.pad(x, ((0, 0), (0, pad))) * np.pi
+    return a[0] if one_sample else a
+
+
+def _embedding(encoding: str, n_qubits: int) -> QuantumCircuit:
+    if encoding == "amplitude":
+        return amplitude_embedding(n_qubits)
+    if encoding == "angle":
+        return angle_embedding(n_qubits)
+    if encoding == "dense_angle":
+        return dense_angle_embedding(n_qubits)
+    raise ValueError(f"unknown encoding {encoding!r} (known: {', '.join(ENCODINGS)})")
+
+
+# --------------------------------------------------------------------------------------------------
 # Ansatzes
 # --------------------------------------------------------------------------------------------------
+
+
+def rot_layers(n_qubits: int = 4, layers: int = 3) -> QuantumCircuit:
+    """Per layer RX, RY, RZ on every qubit, then a CX ring (0->1, ..., n-1 -> 0): ``3 n L`` weights.
+
+    Layer weights in order: qubit 0's RX, RY, RZ, then qubit 1's, ... (the Hasan & Mahdy student).
+
+    Example:
+        >>> rot_layers(4, 2).num_parameters
+        24
+    """
+    w = ParameterVector("w", 3 * n_qubits * layers)
+    qc = QuantumCircuit(n_qubits, name="rot_layers")
+    k = 0
+    for _ in range(layers):
+        for q in range(n_qubits):
+            qc.rx(w[k], q)
+            qc.ry(w[k + 1], q)
+            qc.rz(w[k + 2], q)
+            k += 3
+        for a, b in _ring(n_qubits):
+            qc.cx(a, b)
+    return qc
 
 
 def _ring(m: int) -> list[tuple[int, int]]:
@@ -389,10 +494,13 @@ class StudentCircuit:
     n_features: int
     n_qubits: int
     layers: int
+    encoding: str = "amplitude"
 
     def input_angles(self, x: Any) -> Any:
         """Bind values for ``input_params`` of a numpy/torch (B, F) batch, F <= n_features."""
-        return amplitude_angles(x, self.n_qubits, max_features=self.n_features)
+        if self.encoding == "amplitude":
+            return amplitude_angles(x, self.n_qubits, max_features=self.n_features)
+        return angle_angles(x, len(self.input_params), max_features=self.n_features)
 
     @property
     def n_outputs(self) -> int:
@@ -427,6 +535,8 @@ def _ansatz(name: str, n_qubits: int, layers: int) -> tuple[QuantumCircuit, bool
         return hea(n_qubits, layers), False, tuple(range(n_qubits))
     if name in ("universal", "universal_h"):
         return universal(n_qubits, layers), name == "universal_h", tuple(range(n_qubits))
+    if name == "rot_layers":
+        return rot_layers(n_qubits, layers), False, tuple(range(n_qubits))
     if name.startswith("q") and name[1:].isdigit() and 2 <= int(name[1:]) < n_qubits:
         n_d = int(name[1:])
         return q_nd(n_qubits, n_d, layers), False, tuple(range(n_qubits - n_d, n_qubits))
@@ -435,23 +545,27 @@ def _ansatz(name: str, n_qubits: int, layers: int) -> tuple[QuantumCircuit, bool
 
 
 def build_student(
-    name: str, n_qubits: int = 6, layers: int = 5, n_features: int | None = None
+    name: str, n_qubits: int = 6, layers: int = 5, n_features: int | None = None,
+    encoding: str = "amplitude",
 ) -> StudentCircuit:
-    """Build a student circuit by architecture name (see :data:`ARCHITECTURES`).
+    """Build a student circuit by architecture name (see :data:`ARCHITECTURES`, plus ``rot_layers``).
 
-    ``n_features`` (default ``2**n_qubits``) is the longest input accepted; shorter ones are padded.
+    ``n_features`` (default: the encoding's capacity, ``2**n_qubits`` for amplitude) is the longest
+    input accepted; shorter ones are padded. ``encoding``: one of :data:`ENCODINGS`.
 
     Example:
         >>> st = build_student("q2")
         >>> st.readout, st.readout_qubits, st.n_outputs, len(st.weight_params) + st.head_params(3)
         ('probs', (4, 5), 4, 74)
     """
+    cap = encoding_capacity(encoding, n_qubits)
     if n_features is None:
-        n_features = 2**n_qubits
-    if not 1 <= n_features <= 2**n_qubits:
-        raise ValueError(f"build_student: n_features={n_features} does not fit in {n_qubits} qubits")
+        n_features = cap
+    if not 1 <= n_features <= cap:
+        raise ValueError(f"build_student: n_features={n_features} does not fit in {n_qubits} qubits "
+                         f"({encoding} encoding takes at most {cap})")
     ansatz, h_layer, readout_qubits = _ansatz(name, n_qubits, layers)
-    embedding = amplitude_embedding(n_qubits)
+    embedding = _embedding(encoding, n_qubits)
     qc = QuantumCircuit(*ansatz.qregs, *ansatz.cregs, name=name)
     qc.compose(embedding, inplace=True)
     if h_layer:
@@ -467,6 +581,7 @@ def build_student(
         n_features=n_features,
         n_qubits=n_qubits,
         layers=layers,
+        encoding=encoding,
     )
 
 

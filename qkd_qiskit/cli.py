@@ -59,9 +59,11 @@ def report(run_dir: Path = typer.Argument(..., help="A finished or partial run d
 
 
 @app.command()
-def reproduce(study: str = typer.Argument(..., help="Study to reproduce: piperno2024."),
+def reproduce(study: str = typer.Argument(..., help="Study to reproduce: piperno2024, hasan2023."),
               out: Path = typer.Option(..., "--out", help="Run directory; an existing one is resumed."),
               quick: bool = typer.Option(False, "--quick", help="3 seeds, few epochs: a smoke run in seconds."),
+              dataset: Optional[str] = typer.Option(None, "--dataset", help="hasan2023: digits (default, "
+                                                    "offline), mnist, fashion_mnist or cifar10."),
               progress: bool = typer.Option(True, help="Show progress bars.")) -> None:
     """Run a paper's study end to end and write its report (see README, 'Reproducing the paper')."""
     from .experiments import STUDIES, study_config
@@ -71,10 +73,19 @@ def reproduce(study: str = typer.Argument(..., help="Study to reproduce: piperno
         fail(f"STUDY: unknown study {study!r} (known: {', '.join(STUDIES)})")
     from .experiments import run_experiment
 
-    rows = run_experiment(study_config(study, quick), out, progress=progress)
+    try:
+        rows = run_experiment(study_config(study, quick, dataset), out, progress=progress)
+    except ValueError as err:
+        fail(str(err))
     write_report(out)
     typer.echo((out / "summary.md").read_text())
     typer.echo(f"wrote {out}/results.csv ({len(rows)} rows), summary.csv, summary.md, figure1.png")
+    if study == "hasan2023":
+        from .report import write_hasan_report
+
+        info = write_hasan_report(out)
+        typer.echo((out / "hasan_summary.md").read_text())
+        typer.echo(f"wrote {out}/hasan_summary.csv, hasan_summary.md, hasan_{info['dataset']}.png")
 
 
 @app.command()

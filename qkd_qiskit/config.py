@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer,
+                      model_validator)
 
 from .models import MODELS
 
@@ -38,12 +39,42 @@ class KDConfig(_Strict):
     temperature: float = Field(1.0, gt=0)
 
 
+_XOR_KEYS = ("n_samples", "n_bits", "split")
+_IMAGE_KEYS = ("root", "classes", "per_class", "test_per_class", "val_fraction", "download")
+
+
 class DataConfig(_Strict):
-    name: Literal["xor"] = "xor"
+    """``xor`` (n_samples, n_bits, split) or an image dataset (root, classes, per_class,
+    test_per_class, val_fraction, download); ``seed`` for both. Options of the other kind are errors."""
+
+    name: Literal["xor", "digits", "mnist", "fashion_mnist", "cifar10"] = "xor"
     n_samples: int = Field(1000, ge=10)
     n_bits: int = Field(64, ge=2)
     seed: int = Field(0, ge=0)
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    root: str | None = None
+    classes: list[int] | None = None
+    per_class: int | None = Field(None, ge=1)
+    test_per_class: int | None = Field(None, ge=1)
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    download: bool = True
+
+    @field_validator("classes")
+    @classmethod
+    def _classes_valid(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (len(v) < 2 or len(set(v)) != len(v) or min(v) < 0 or max(v) > 9):
+            raise ValueError(f"must be >= 2 distinct class indices in 0..9, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _options_match_dataset(self) -> "DataConfig":
+        foreign = _IMAGE_KEYS if self.name == "xor" else _XOR_KEYS
+        wrong = [k for k in foreign if k in self.model_fields_set]
+        if wrong:
+            kind = "xor" if self.name == "xor" else "an image dataset"
+            raise ValueError(f"option(s) {wrong} do not apply to {self.name} ({kind}); "
+                             f"its options: seed, {', '.join(_XOR_KEYS if self.name == 'xor' else _IMAGE_KEYS)}")
+        return self
 
     @field_validator("split", mode="before")
     @classmethod
@@ -57,8 +88,16 @@ class DataConfig(_Strict):
             raise ValueError(f"must be three positive fractions summing to 1, got {list(v)}")
         return v
 
+    @model_serializer(mode="wrap")
+    def _dump_own_keys(self, handler: Any) -> dict[str, Any]:
+        """Dump only this dataset's keys (so XOR manifests are unchanged and resume as before)."""
+        out = handler(self)
+        foreign = _IMAGE_KEYS if self.name == "xor" else _XOR_KEYS
+        return {k: v for k, v in out.items() if k not in foreign}
+
     def loader_options(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"name"})
+        keys = ("seed", *(_XOR_KEYS if self.name == "xor" else _IMAGE_KEYS))
+        return {k: v for k, v in self.model_dump().items() if k in keys}
 
 
 def _known_model(v: str) -> str:
@@ -69,11 +108,25 @@ def _known_model(v: str) -> str:
 
 class ModelConfig(_Strict):
     model: str
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.+]+$")
+    """Label of this entry (unit keys, reports); default the model name. Lets one model appear in
+    several entries (e.g. a grid of options)."""
     kd: list[bool] = [False, True]
     options: dict[str, Any] = {}
     train: TrainConfig | None = None
 
     _model = field_validator("model")(_known_model)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.model
+
+    @model_serializer(mode="wrap")
+    def _dump_name_if_set(self, handler: Any) -> dict[str, Any]:
+        out = handler(self)
+        if out.get("name") is None:
+            out.pop("name", None)
+        return out
 
     @field_validator("kd")
     @classmethod
@@ -120,10 +173,10 @@ class ExperimentConfig(_Strict):
 
     @model_validator(mode="after")
     def _students_unique(self) -> "ExperimentConfig":
-        names = [s.model for s in self.students]
+        names = [s.label for s in self.students]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
-            raise ValueError(f"students: model(s) {sorted(dup)} listed twice")
+            raise ValueError(f"students: model(s) {sorted(dup)} listed twice (give the entries distinct `name:`s)")
         return self
 
     def train_settings(self, student: ModelConfig) -> TrainConfig:

@@ -31,6 +31,8 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: tuple[str, ...]
+    image_shape: tuple[int, int, int] | None = None
+    """``(C, H, W)`` of image datasets (features are the flattened images); ``None`` otherwise."""
 
     @property
     def n_features(self) -> int:
@@ -91,7 +93,20 @@ def _load_xor(n_samples: int = 1000, n_bits: int = 64, seed: int = 0,
     return from_arrays("xor", x, y, XOR_CLASS_NAMES, split, seed)
 
 
-LOADERS: dict[str, Callable[..., Dataset]] = {"xor": _load_xor}
+def _image_loader(name: str) -> Callable[..., Dataset]:
+    def load(**options) -> Dataset:
+        from . import images
+
+        return {"digits": images.load_digits_dataset, "mnist": images.load_mnist,
+                "fashion_mnist": images.load_fashion_mnist, "cifar10": images.load_cifar10}[name](**options)
+
+    return load
+
+
+IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+"""Image datasets (see :mod:`qkd_qiskit.images`); ``digits`` is bundled with scikit-learn (offline)."""
+
+LOADERS: dict[str, Callable[..., Dataset]] = {"xor": _load_xor, **{n: _image_loader(n) for n in IMAGE_DATASETS}}
 
 
 def load_dataset(name: str, **options) -> Dataset:

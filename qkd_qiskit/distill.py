@@ -36,11 +36,13 @@ class KDWeights:
 
 
 def distillation_loss(student_logits: torch.Tensor, labels: torch.Tensor,
-                      teacher_logits: torch.Tensor | None = None, kd: KDWeights = KDWeights()) -> torch.Tensor:
+                      teacher_logits: torch.Tensor | None = None, kd: KDWeights = KDWeights(),
+                      kd_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Per-model loss, shape ``(M,)``, for logits ``(M, B, C)`` and labels ``(M, B)``.
 
     Without ``teacher_logits`` (KD off) the loss is ``ce_weight * CE`` alone. Both terms are means over
-    the batch, so they are on the same scale as the paper's ``CE + KL``.
+    the batch, so they are on the same scale as the paper's ``CE + KL``. ``kd_mask`` ``(M,)`` switches
+    the KD term per model, so KD-on and KD-off models can share one batched ensemble.
     """
     log_p = F.log_softmax(student_logits, dim=-1)
     ce = -log_p.gather(-1, labels.unsqueeze(-1)).squeeze(-1).mean(-1)
@@ -50,6 +52,8 @@ def distillation_loss(student_logits: torch.Tensor, labels: torch.Tensor,
     log_ps = F.log_softmax(student_logits / t, dim=-1)
     log_pt = F.log_softmax(teacher_logits / t, dim=-1)
     kl = (log_pt.exp() * (log_pt - log_ps)).sum(-1).mean(-1)
+    if kd_mask is not None:
+        kl = kl * kd_mask.to(kl.dtype)
     return kd.ce_weight * ce + kd.kd_weight * t * t * kl
 
 
@@ -103,10 +107,12 @@ def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 4096) -> t
 def train_ensemble(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
                    y_val: np.ndarray, seeds: Sequence[int], settings: TrainSettings,
                    teacher_train: torch.Tensor | None = None, teacher_val: torch.Tensor | None = None,
-                   kd: KDWeights = KDWeights(), desc: str = "train", progress: bool = True) -> list[ModelOutcome]:
+                   kd: KDWeights = KDWeights(), kd_mask: torch.Tensor | None = None, desc: str = "train",
+                   progress: bool = True) -> list[ModelOutcome]:
     """Train the M models of ``model`` (M = ``len(seeds)``) with Adam and per-model early stopping.
 
-    ``teacher_train``/``teacher_val`` are teacher logits ``(M, N, C)`` (KD on) or ``None`` (KD off).
+    ``teacher_train``/``teacher_val`` are teacher logits ``(M, N, C)`` (KD on) or ``None`` (KD off);
+    ``kd_mask`` ``(M,)`` selects which models use them (default: all).
     The validation loss that drives early stopping is the same objective as training, on the
     validation split. On return every model holds its best-validation weights.
     """
@@ -132,14 +138,14 @@ def train_ensemble(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x
         for start in range(0, n, settings.batch_size):
             idx = perms[:, start:start + settings.batch_size]
             t_batch = teacher_train[rows, idx] if teacher_train is not None else None
-            loss = distillation_loss(apply_model(model, xt[idx]), yt[idx], t_batch, kd)
+            loss = distillation_loss(apply_model(model, xt[idx]), yt[idx], t_batch, kd, kd_mask)
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             opt.step()
             train_loss += loss.detach().double().cpu() * idx.shape[1]
         model.eval()
         with torch.no_grad():
-            val_loss = distillation_loss(apply_model(model, xv), yv, teacher_val, kd).double().cpu()
+            val_loss = distillation_loss(apply_model(model, xv), yv, teacher_val, kd, kd_mask).double().cpu()
         active = stopped_at == 0
         improved = active & (val_loss < best_loss)
         best_loss = torch.where(improved, val_loss, best_loss)

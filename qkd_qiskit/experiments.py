@@ -1,6 +1,6 @@
 """Config-driven runs: teacher per seed, then every student with and without KD, resumable.
 
-The seeds of one (model, kd) pair train together as one ensemble (see :mod:`qkd_qiskit.distill`);
+The seeds of one model, with KD on and off, train together as one ensemble (see :mod:`qkd_qiskit.distill`);
 each seed's teacher is trained first and its logits on train/val are computed once and reused by
 every student of that seed.
 
@@ -36,7 +36,7 @@ def plan_units(cfg: ExperimentConfig) -> list[Unit]:
     """Every unit the config asks for: teachers first, then students x kd x seeds."""
     units = [Unit(cfg.teacher.model, False, s, "teacher") for s in cfg.seeds]
     for st in cfg.students:
-        units += [Unit(st.model, kd, s) for kd in st.kd for s in cfg.seeds]
+        units += [Unit(st.label, kd, s) for kd in st.kd for s in cfg.seeds]
     return units
 
 
@@ -61,33 +61,54 @@ def _settings(t: TrainConfig) -> TrainSettings:
 
 
 def build_for_units(cfg: ExperimentConfig, data: Dataset, model: str, options: dict,
-                    seeds: Sequence[int]) -> torch.nn.Module:
-    net = build_model(model, data.n_features, data.n_classes, init_generators(model, seeds), _dtype(cfg),
+                    seeds: Sequence[int], label: str | None = None) -> torch.nn.Module:
+    """Ensemble of ``model`` for ``seeds``; ``label`` (a student entry's name, default ``model``) seeds
+    the initialisation. Image models get the dataset's ``image_shape``."""
+    from .image_models import NEEDS_IMAGE_SHAPE
+
+    if model in NEEDS_IMAGE_SHAPE and data.image_shape is not None:
+        options = {**options, "image_shape": data.image_shape}
+    net = build_model(model, data.n_features, data.n_classes, init_generators(label or model, seeds), _dtype(cfg),
                       **options)
     return net.to(_device(cfg))
+
+
+def model_of(cfg: ExperimentConfig, label: str) -> tuple[str, dict]:
+    """Registry model and options of a student unit label (a student entry's name or model)."""
+    for st in cfg.students:
+        if st.label == label:
+            return st.model, st.options
+    return label, {}
 
 
 def load_trained(run: RunDir, units: Sequence[Unit], cfg: ExperimentConfig, data: Dataset,
                  options: dict) -> torch.nn.Module:
     """Rebuild the ensemble of finished ``units`` (same model) from their checkpoints."""
-    net = build_for_units(cfg, data, units[0].model, options, [u.seed for u in units])
+    model = model_of(cfg, units[0].model)[0] if units[0].role == "student" else cfg.teacher.model
+    net = build_for_units(cfg, data, model, options, [u.seed for u in units], units[0].model)
     return load_model_states(net, [run.load_checkpoint(u)["state"] for u in units])
 
 
 def _train_group(cfg: ExperimentConfig, run: RunDir, data: Dataset, units: list[Unit], options: dict,
                  train: TrainConfig, teacher: dict[int, tuple[torch.Tensor, torch.Tensor]] | None,
                  progress: bool) -> None:
+    """Train ``units`` (one model; any seeds; KD on and off mixed) as one batched ensemble."""
     seeds = [u.seed for u in units]
-    net = build_for_units(cfg, data, units[0].model, options, seeds)
-    t_train = t_val = None
-    if teacher is not None:
+    model = model_of(cfg, units[0].model)[0] if units[0].role == "student" else cfg.teacher.model
+    net = build_for_units(cfg, data, model, options, seeds, units[0].model)
+    if hasattr(net, "fit_reduction"):
+        net.fit_reduction(data.x_train)  # data-dependent reductions (PCA) see the training split only
+    t_train = t_val = kd_mask = None
+    if teacher is not None and any(u.kd for u in units):
         t_train = torch.stack([teacher[s][0] for s in seeds])
         t_val = torch.stack([teacher[s][1] for s in seeds])
+        kd_mask = torch.tensor([u.kd for u in units], device=t_train.device)
     kd = KDWeights(cfg.kd.ce_weight, cfg.kd.kd_weight, cfg.kd.temperature)
-    desc = f"{units[0].model} {'kd' if units[0].kd else 'nokd'} x{len(units)} seeds"
+    kinds = sorted({"kd" if u.kd else "nokd" for u in units}, reverse=True)
+    desc = f"{units[0].model} {'+'.join(kinds)} x{len(units)}"
     t0 = time.perf_counter()
     outcomes = train_ensemble(net, data.x_train, data.y_train, data.x_val, data.y_val, seeds, _settings(train),
-                              t_train, t_val, kd, desc=desc, progress=progress)
+                              t_train, t_val, kd, kd_mask, desc=desc, progress=progress)
     seconds = (time.perf_counter() - t0) / len(units)
     preds = predict_logits(net, data.x_test).argmax(-1).cpu().numpy()
     n_params = count_params(net)
@@ -97,7 +118,7 @@ def _train_group(cfg: ExperimentConfig, run: RunDir, data: Dataset, units: list[
                   "epochs_trained": out.epochs_trained, "best_epoch": out.best_epoch,
                   "best_val_loss": out.best_val_loss, "train_seconds": round(seconds, 4),
                   "group_size": len(units)}
-        meta = {"model": unit.model, "options": options, "seed": unit.seed, "kd": unit.kd}
+        meta = {"model": unit.model, "arch": model, "options": options, "seed": unit.seed, "kd": unit.kd}
         run.save_unit(unit, model_state(net, m), out.history, result, meta)
     run.write_results_csv()
 
@@ -173,13 +194,11 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
         _train_group(cfg, run, data, pending, cfg.teacher.options, cfg.teacher.train, None, progress)
         overall.update(len(pending))
     teacher = _teacher_logits(cfg, run, data)
-    for st in cfg.students:
-        for kd in st.kd:
-            pending = [Unit(st.model, kd, s) for s in cfg.seeds if not run.is_done(Unit(st.model, kd, s))]
-            if pending:
-                _train_group(cfg, run, data, pending, st.options, cfg.train_settings(st),
-                             teacher if kd else None, progress)
-                overall.update(len(pending))
+    for st in cfg.students:  # KD on and off of one student form one ensemble (paired: same inits)
+        pending = [Unit(st.label, kd, s) for kd in st.kd for s in cfg.seeds if not run.is_done(Unit(st.label, kd, s))]
+        if pending:
+            _train_group(cfg, run, data, pending, st.options, cfg.train_settings(st), teacher, progress)
+            overall.update(len(pending))
     overall.close()
     rows = run.write_results_csv()
     info["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -187,15 +206,24 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
     return rows
 
 
-STUDIES = {"piperno2024": "piperno2024_xor.yaml"}
+STUDIES = {"piperno2024": "piperno2024_xor.yaml", "hasan2023": "hasan2023_digits.yaml"}
+STUDY_DATASETS = {"hasan2023": {d: f"hasan2023_{d}.yaml" for d in ("digits", "mnist", "fashion_mnist", "cifar10")}}
+"""Studies shipped for several datasets (``qkd reproduce STUDY --dataset D``); the default is in STUDIES."""
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
-def study_config(study: str, quick: bool = False) -> ExperimentConfig:
+def study_config(study: str, quick: bool = False, dataset: str | None = None) -> ExperimentConfig:
     """The shipped config of a paper's study; ``quick`` keeps its models but cuts seeds and epochs."""
     from .config import load_config
 
-    cfg = load_config(CONFIG_DIR / STUDIES[study])
+    if dataset is not None:
+        options = STUDY_DATASETS.get(study, {})
+        if dataset not in options:
+            raise ValueError(f"--dataset: study {study} has no dataset {dataset!r}"
+                             + (f" (known: {', '.join(options)})" if options else " (it has one dataset)"))
+        cfg = load_config(CONFIG_DIR / options[dataset])
+    else:
+        cfg = load_config(CONFIG_DIR / STUDIES[study])
     if not quick:
         return cfg
     raw = cfg.model_dump(mode="json")

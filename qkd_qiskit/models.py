@@ -74,10 +74,18 @@ class HybridStudent(nn.Module):
         self.quantum = QuantumLayer(student, len(generators), generators=list(generators), dtype=dtype)
         self.head = EnsembleMLP([student.n_outputs, *head_hidden, n_classes], generators, dtype)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def encode(self) -> Callable[[torch.Tensor], torch.Tensor]:
         """Embedded input states ``(..., 2^n)`` of features ``(..., F)``: they do not depend on the
-        weights, so the trainer embeds each data split once instead of at every step."""
-        return self.quantum.encode(x)
+        weights, so the trainer embeds each data split once instead of at every step.
+
+        Only advertised (``hasattr``) when the compiled circuit is encodable (all input parameters in
+        the leading state preparation); otherwise AttributeError, and the trainer uses ``forward(x)``.
+        """
+        if not self.quantum.program.encodable:
+            raise AttributeError("encode: the circuit's input parameters are not all in its leading "
+                                 "state preparation; use forward(x)")
+        return self.quantum.encode
 
     def forward(self, x: torch.Tensor | None = None, *, encoded: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(M, B, C)`` of raw features ``x`` ``(M, B, F)`` or of ``encoded`` states."""
@@ -127,6 +135,21 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "linear": _mlp_builder([]),
     **{name: _quantum_builder(name) for name in QUANTUM_MODELS},
 }
+
+
+def _image_builder(name: str) -> Callable[..., nn.Module]:
+    def build(*args: Any, **options: Any) -> nn.Module:
+        from .image_models import IMAGE_MODELS  # image models build on the classes above
+
+        return IMAGE_MODELS[name](*args, **options)
+
+    return build
+
+
+IMAGE_MODEL_NAMES = ("lenet5", "hasan")
+"""Image models (:mod:`qkd_qiskit.image_models`): the LeNet-5 teacher and the Hasan & Mahdy student."""
+
+MODELS.update({name: _image_builder(name) for name in IMAGE_MODEL_NAMES})
 
 
 def build_model(name: str, n_features: int, n_classes: int, generators: Sequence[torch.Generator],

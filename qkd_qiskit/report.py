@@ -169,3 +169,134 @@ def write_report(run_dir: str | Path) -> dict:
     n_seeds = max((s["n_seeds"] for s in summary), default=0)
     atomic_write_bytes(run.root / "figure1.png", figure(summary, f"{name}: {n_seeds} seeds"))
     return {"summary": summary, "tests": tests, "missing": missing}
+
+
+# --------------------------------------------------------------------------------------------------
+# Hasan & Mahdy study: accuracy by qubits x reduction x encoding, KD vs no KD
+# --------------------------------------------------------------------------------------------------
+
+HASAN_PAPER_ERRORS = {("mnist", 4): 0.22, ("mnist", 8): 0.10, ("fashion_mnist", 4): 0.23,
+                      ("fashion_mnist", 8): 0.16, ("cifar10", 4): 0.75, ("cifar10", 8): 0.68}
+"""Test error of FC + amplitude students read off Hasan & Mahdy's v2 figure (approximate; NOTES.md)."""
+
+HASAN_COLUMNS = ["student", "qubits", "reduction", "encoding", "kd", "mean_accuracy", "std_accuracy",
+                 "mean_f1", "n_seeds", "n_params", "mean_epochs"]
+
+
+def hasan_summary(rows: list[dict], config: dict) -> list[dict]:
+    """Test accuracy mean and std (ddof=1) over seeds per grid cell (student entry) and KD setting,
+    with the cell's qubits / reduction / encoding from the run's config; the teacher first."""
+    cells = {st.get("name") or st["model"]: st.get("options", {}) for st in config["students"]}
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["model"], r["role"], bool(r["kd"]))].append(r)
+    out = []
+    for (label, role, kd), rs in groups.items():
+        acc = np.array([r["accuracy"] for r in rs], dtype=float)
+        opts = cells.get(label, {}) if role == "student" else {}
+        out.append({"student": label if role == "student" else f"{label} (teacher)",
+                    "qubits": opts.get("qubits", ""), "reduction": opts.get("reduction", ""),
+                    "encoding": opts.get("encoding", ""), "kd": kd, "mean_accuracy": float(acc.mean()),
+                    "std_accuracy": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+                    "mean_f1": float(np.mean([r["f1_macro"] for r in rs])), "n_seeds": len(rs),
+                    "n_params": int(rs[0]["n_params"]),
+                    "mean_epochs": float(np.mean([r["epochs_trained"] for r in rs]))})
+    return sorted(out, key=lambda s: (s["qubits"] != "", str(s["qubits"]), str(s["reduction"]),
+                                      str(s["encoding"]), s["kd"]))
+
+
+def hasan_markdown(summary: list[dict], dataset: str, missing: list[str]) -> str:
+    """Table: one row per grid cell, test accuracy without / with KD (mean +- std over seeds)."""
+    teacher = [s for s in summary if s["student"].endswith("(teacher)")]
+    by = {(s["student"], s["kd"]): s for s in summary if not s["student"].endswith("(teacher)")}
+    labels = list(dict.fromkeys(label for label, _ in by))
+    lines = [f"# Hasan & Mahdy study on {dataset}", "",
+             "Test accuracy, mean +- std over seeds (best epoch selected on validation loss).", ""]
+    for t in teacher:
+        lines.append(f"Teacher {t['student']}: {t['mean_accuracy']:.4f} +- {t['std_accuracy']:.4f} "
+                     f"({t['n_params']} parameters, {t['n_seeds']} seeds)")
+    lines += ["", "| student | qubits | reduction | encoding | params | no KD | KD | KD - no KD |",
+              "|---|---|---|---|---|---|---|---|"]
+
+    def cell(s):
+        return "-" if s is None else f"{s['mean_accuracy']:.4f} +- {s['std_accuracy']:.4f}"
+
+    for label in labels:
+        off, on = by.get((label, False)), by.get((label, True))
+        ref = on or off
+        diff = f"{on['mean_accuracy'] - off['mean_accuracy']:+.4f}" if on and off else "-"
+        lines.append(f"| {label} | {ref['qubits']} | {ref['reduction']} | {ref['encoding']} | {ref['n_params']} | "
+                     f"{cell(off)} | {cell(on)} | {diff} |")
+    refs = [(q, e) for (d, q), e in HASAN_PAPER_ERRORS.items() if d == dataset]
+    if refs:
+        lines += ["", "Paper (v2 figure, approximate), FC + amplitude test error vs this run (KD):", ""]
+        for q, err in refs:
+            s = by.get((f"q{q}_fc_amplitude", True))
+            ours = f"{1 - s['mean_accuracy']:.3f}" if s else "not run"
+            lines.append(f"- {q} qubits: paper {err:.2f}, here {ours}")
+    if missing:
+        lines += ["", f"## Partial run: {len(missing)} unit(s) missing", "", ", ".join(missing)]
+    return "\n".join(lines) + "\n"
+
+
+def hasan_figure(summary: list[dict], title: str) -> bytes:
+    """One panel per qubit count: test accuracy by reduction (groups) and encoding (colours), KD
+    (solid) vs no KD (hatched), std as error bars; the teacher as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    students = [s for s in summary if not s["student"].endswith("(teacher)")]
+    teacher = [s for s in summary if s["student"].endswith("(teacher)")]
+    qubits = sorted({s["qubits"] for s in students})
+    reductions = list(dict.fromkeys(s["reduction"] for s in students))
+    encodings = list(dict.fromkeys(s["encoding"] for s in students))
+    colours = ["#2f6db5", "#e08a2c", "#3a9e5c", "#a04fb0"]
+    get = {(s["qubits"], s["reduction"], s["encoding"], s["kd"]): s for s in students}
+    fig, axes = plt.subplots(1, max(1, len(qubits)), figsize=(6.2 * max(1, len(qubits)), 4.4), squeeze=False)
+    width = 0.8 / max(1, 2 * len(encodings))
+    for ax, q in zip(axes[0], qubits):
+        x = np.arange(len(reductions))
+        for j, enc in enumerate(encodings):
+            for k, kd in enumerate((False, True)):
+                off = (2 * j + k - (2 * len(encodings) - 1) / 2) * width
+                vals = [get.get((q, r, enc, kd)) for r in reductions]
+                ax.bar(x + off, [v["mean_accuracy"] if v else 0 for v in vals], width,
+                       yerr=[v["std_accuracy"] if v else 0 for v in vals], capsize=2, ecolor="#333",
+                       color=colours[j % len(colours)], alpha=1.0 if kd else 0.45,
+                       hatch=None if kd else "//", edgecolor="white" if kd else "#555",
+                       label=f"{enc}, {'KD' if kd else 'no KD'}")
+        for t in teacher:
+            ax.axhline(t["mean_accuracy"], ls="--", color="#444", lw=1, label="teacher")
+        ax.set_xticks(x, reductions)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(f"{q} qubits", fontsize=10)
+        ax.set_ylabel("test accuracy (mean over seeds, bar = std)")
+        ax.grid(axis="y", alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    uniq = dict(zip(labels, handles))
+    axes[0][-1].legend(uniq.values(), uniq.keys(), fontsize=7, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_hasan_report(run_dir: str | Path) -> dict:
+    """Write hasan_summary.csv, hasan_summary.md and hasan_<dataset>.png into a Hasan-study run dir."""
+    run = RunDir(run_dir)
+    if not (run.root / "units").is_dir() or not run.manifest.is_file():
+        raise ValueError(f"RUN_DIR: {run.root} holds no finished units (is it a qkd run directory?)")
+    config = json.loads(run.manifest.read_text())["config"]
+    dataset = config["data"]["name"]
+    summary = hasan_summary(run.results(), config)
+    missing = missing_units(run)
+    atomic_write_csv(run.root / "hasan_summary.csv", summary, HASAN_COLUMNS)
+    atomic_write_text(run.root / "hasan_summary.md", hasan_markdown(summary, dataset, missing))
+    n_seeds = max((s["n_seeds"] for s in summary), default=0)
+    atomic_write_bytes(run.root / f"hasan_{dataset}.png",
+                       hasan_figure(summary, f"{config['name']}: test accuracy, {n_seeds} seeds"))
+    return {"summary": summary, "missing": missing, "dataset": dataset}

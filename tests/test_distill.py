@@ -77,3 +77,13 @@ def test_training_is_deterministic_and_restores_best_weights():
         assert o.history[o.best_epoch - 1]["val_loss"] == pytest.approx(best)
         assert o.epochs_trained == len(o.history) <= 15
         assert o.epochs_trained == 15 or o.epochs_trained - o.best_epoch == 3
+
+
+def test_kd_mask_switches_the_kd_term_per_model():
+    s = torch.randn(2, 6, 3)
+    t = torch.randn(2, 6, 3)
+    y = torch.randint(0, 3, (2, 6))
+    w = KDWeights(0.4, 0.6, 2.0)
+    mixed = distillation_loss(s, y, t, w, kd_mask=torch.tensor([True, False]))
+    assert torch.allclose(mixed[0], distillation_loss(s[:1], y[:1], t[:1], w)[0])
+    assert torch.allclose(mixed[1], distillation_loss(s[1:], y[1:], None, w)[0])

@@ -1,0 +1,290 @@
+"""Image datasets, LeNet-5 teacher, reductions, angle encodings and the Hasan & Mahdy study."""
+
+import csv
+import gzip
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from qiskit.quantum_info import Statevector
+
+from conftest import qkd_cmd
+from qkd_qiskit.circuits import (
+    angle_embedding,
+    build_student,
+    dense_angle_embedding,
+    encoding_capacity,
+)
+from qkd_qiskit.config import ConfigError, parse_config
+from qkd_qiskit.data import load_dataset
+from qkd_qiskit.engine import QuantumLayer
+from qkd_qiskit.images import (
+    CIFAR_DIR,
+    CIFAR_TEST,
+    CIFAR_TRAIN,
+    IDX_FILES,
+    DataFileError,
+    read_cifar_batch,
+    read_idx,
+    write_cifar_batch,
+    write_idx,
+)
+from qkd_qiskit.models import build_model, count_params
+
+
+def _gens(n):
+    return [torch.Generator().manual_seed(i) for i in range(n)]
+
+
+# ---------------------------------------------------------------------------------------- loaders
+
+
+def _write_mnist(folder, n_train=40, n_test=20, side=6, gz=True, rng=None):
+    rng = rng or np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {"train_images": rng.integers(0, 256, (n_train, side, side)),
+              "train_labels": np.arange(n_train) % 10,
+              "test_images": rng.integers(0, 256, (n_test, side, side)),
+              "test_labels": np.arange(n_test) % 10}
+    for key, stem in IDX_FILES.items():
+        write_idx(folder / (stem + (".gz" if gz else "")), arrays[key])
+    return arrays
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
+def test_idx_datasets_read_from_canonical_files(tmp_path, name):
+    arrays = _write_mnist(tmp_path / name, gz=(name == "mnist"))
+    ds = load_dataset(name, root=str(tmp_path), classes=[0, 1, 2], val_fraction=0.25, seed=1, download=False)
+    assert ds.image_shape == (1, 6, 6) and ds.n_classes == 3 and ds.n_features == 36
+    assert len(ds.x_train) + len(ds.x_val) == 12 and len(ds.x_test) == 6   # 4 (train) / 2 (test) per class
+    assert set(np.bincount(ds.y_val)) == {1} and ds.x_train.dtype == np.float32
+    assert 0 <= ds.x_train.min() and ds.x_train.max() <= 1
+    # test split = the canonical test file, in order, scaled to [0, 1]
+    keep = arrays["test_labels"] < 3
+    assert np.allclose(ds.x_test, arrays["test_images"][keep].reshape(-1, 36) / 255.0)
+    again = load_dataset(name, root=str(tmp_path), classes=[0, 1, 2], val_fraction=0.25, seed=1, download=False)
+    assert np.array_equal(ds.x_val, again.x_val)
+    capped = load_dataset(name, root=str(tmp_path), per_class=2, download=False)
+    assert len(capped.x_train) + len(capped.x_val) == 20 and capped.n_classes == 10
+
+
+def test_idx_magic_truncation_and_missing_files_are_one_line_errors(tmp_path):
+    arr = np.arange(2 * 3 * 3).reshape(2, 3, 3)
+    write_idx(tmp_path / "a", arr)
+    assert np.array_equal(read_idx(tmp_path / "a"), arr)
+    raw = (tmp_path / "a").read_bytes()
+    (tmp_path / "trunc").write_bytes(raw[:-3])
+    with pytest.raises(DataFileError, match="truncated or corrupt IDX"):
+        read_idx(tmp_path / "trunc")
+    (tmp_path / "magic").write_bytes(b"\x12\x34" + raw[2:])
+    with pytest.raises(DataFileError, match="bad magic number"):
+        read_idx(tmp_path / "magic")
+    (tmp_path / "bad.gz").write_bytes(gzip.compress(raw)[:-10])
+    with pytest.raises(DataFileError, match="cannot read"):
+        read_idx(tmp_path / "bad.gz")
+    with pytest.raises(DataFileError) as err:
+        load_dataset("mnist", root=str(tmp_path / "none"), download=False)
+    msg = str(err.value)
+    assert "\n" not in msg and "train-images-idx3-ubyte.gz" in msg and str(tmp_path / "none" / "mnist") in msg
+
+
+def test_cifar10_pickles_and_corrupt_batch(tmp_path):
+    folder = tmp_path / "cifar10" / CIFAR_DIR
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for f in CIFAR_TRAIN:
+        write_cifar_batch(folder / f, rng.integers(0, 256, (20, 3, 32, 32)), np.arange(20) % 10)
+    imgs = rng.integers(0, 256, (10, 3, 32, 32))
+    write_cifar_batch(folder / CIFAR_TEST, imgs, np.arange(10))
+    x, y = read_cifar_batch(folder / CIFAR_TEST)
+    assert np.array_equal(x, imgs) and y.tolist() == list(range(10))
+    ds = load_dataset("cifar10", root=str(tmp_path), download=False)
+    assert ds.image_shape == (3, 32, 32) and ds.n_features == 3072 and len(ds.x_test) == 10
+    assert len(ds.x_train) + len(ds.x_val) == 100 and ds.class_names[0] == "airplane"
+    assert np.allclose(ds.x_test[3], imgs[3].reshape(-1) / 255.0)
+    raw = (folder / "data_batch_2").read_bytes()
+    (folder / "data_batch_2").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DataFileError, match="data_batch_2: truncated or corrupt CIFAR-10 batch"):
+        load_dataset("cifar10", root=str(tmp_path), download=False)
+
+
+def test_digits_offline_and_config_options():
+    ds = load_dataset("digits", classes=[0, 1, 2, 3, 4, 5], per_class=100, seed=0)
+    assert ds.image_shape == (1, 8, 8) and ds.n_classes == 6
+    assert len(ds.x_train) + len(ds.x_val) == 600 and ds.x_train.max() <= 1
+    base = {"name": "t", "students": [{"model": "linear"}]}
+    cfg = parse_config({**base, "data": {"name": "digits", "classes": [0, 1], "per_class": 5}})
+    assert cfg.data.loader_options() == {"seed": 0, "root": None, "classes": [0, 1], "per_class": 5,
+                                         "test_per_class": None, "val_fraction": 0.1, "download": True}
+    xor = parse_config(base)
+    assert "classes" not in xor.model_dump()["data"] and xor.data.loader_options()["n_bits"] == 64
+    for data, msg in [({"name": "digits", "n_bits": 8}, "data: option(s) ['n_bits'] do not apply to digits"),
+                      ({"name": "xor", "classes": [0, 1]}, "data: option(s) ['classes'] do not apply to xor"),
+                      ({"name": "mnist", "classes": [3]}, "data.classes: must be >= 2 distinct"),
+                      ({"name": "cifar10", "val_fraction": 1.5}, "data.val_fraction: Input should be less")]:
+        with pytest.raises(ConfigError) as err:
+            parse_config({**base, "data": data}, "c.yaml")
+        assert msg in str(err.value) and "\n" not in str(err.value)
+
+
+# ----------------------------------------------------------------------------------- models
+
+
+def test_lenet5_parameter_counts_and_independent_models():
+    for shape, count in [((1, 28, 28), 44426), ((3, 32, 32), 62006), ((1, 8, 8), 19754)]:
+        f = int(np.prod(shape))
+        net = build_model("lenet5", f, 10, _gens(3), image_shape=shape)
+        assert count_params(net) == count
+        x = torch.rand(3, 4, f)
+        out = net(x)
+        assert out.shape == (3, 4, 10)
+        single = build_model("lenet5", f, 10, _gens(3)[1:2], image_shape=shape)
+        assert torch.allclose(single(x[1:2]), out[1:2], atol=1e-5)   # model 1 alone = slice 1 of the ensemble
+
+
+@pytest.mark.parametrize("encoding", ["amplitude", "angle", "dense_angle"])
+@pytest.mark.parametrize("qubits", [4, 8])
+def test_reduction_output_sizes(qubits, encoding):
+    cap = encoding_capacity(encoding, qubits)
+    x = torch.rand(2, 5, 784)
+    for red in ("fc", "crop", "pool", "pca"):
+        net = build_model("hasan", 784, 10, _gens(2), image_shape=(1, 28, 28), qubits=qubits,
+                          encoding=encoding, reduction=red)
+        net.fit_reduction(np.random.default_rng(0).random((300, 784)))
+        assert net.reduce.out_features == cap and net.reduce(x).shape == (2, 5, cap)
+        assert net(x).shape == (2, 5, 10)
+        if encoding != "amplitude":
+            z = net.reduce(x).detach()
+            assert float(z.min()) >= 0 and float(z.max()) <= 1
+        # encode only where the inputs can be embedded once: fixed reduction and an encodable circuit
+        assert hasattr(net, "encode") == (red != "fc" and encoding != "dense_angle")
+        if hasattr(net, "encode"):
+            enc = net.encode(x[0]).unsqueeze(0).expand(2, -1, -1)
+            assert torch.allclose(net(encoded=enc), net(x[:1].expand(2, -1, -1)), atol=1e-5)
+    # 8x8 digits: crop / pool give at most the 64 pixels (amplitude pads)
+    small = build_model("hasan", 64, 10, _gens(1), image_shape=(1, 8, 8), qubits=8, reduction="crop")
+    assert small.reduce.out_features == 64
+
+
+def test_pca_is_fitted_on_train_only():
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(0)
+    x_train = rng.random((200, 64)).astype(np.float32)
+    net = build_model("hasan", 64, 3, _gens(2), image_shape=(1, 8, 8), qubits=4, reduction="pca")
+    with pytest.raises(RuntimeError, match="not fitted"):
+        net(torch.rand(2, 3, 64))
+    net.fit_reduction(x_train)
+    ref = PCA(16).fit(x_train.astype(np.float64))
+    comp = net.reduce.components[0].double().numpy()
+    assert np.allclose(np.abs(comp.T @ ref.components_.T).diagonal(), 1, atol=1e-4)
+    assert torch.equal(net.reduce.components[0], net.reduce.components[1])
+
+
+# -------------------------------------------------------------------------------- encodings
+
+
+def test_angle_encodings_prepare_the_expected_product_states():
+    theta = np.array([0.3, 1.1, 2.0])
+    psi = Statevector(angle_embedding(3).assign_parameters(theta)).data
+    single = [np.array([np.cos(t / 2), np.sin(t / 2)]) for t in theta]
+    expected = np.kron(single[2], np.kron(single[1], single[0]))  # little endian
+    assert np.allclose(psi, expected)
+    vals = np.array([0.3, 0.7, 1.1, -0.4])
+    psi = Statevector(dense_angle_embedding(2).assign_parameters(vals)).data
+    qs = [np.array([np.cos(a / 2) * np.exp(-1j * b / 2), np.sin(a / 2) * np.exp(1j * b / 2)])
+          for a, b in (vals[:2], vals[2:])]
+    assert np.allclose(psi, np.kron(qs[1], qs[0]))
+
+
+@pytest.mark.parametrize("encoding", ["amplitude", "angle", "dense_angle"])
+def test_engine_matches_statevector_for_every_encoding(encoding):
+    st = build_student("rot_layers", 4, 2, encoding=encoding)
+    assert len(st.weight_params) == 24 and st.n_features == encoding_capacity(encoding, 4)
+    layer = QuantumLayer(st, 1, generators=_gens(1), dtype=torch.float64)
+    assert layer.program.encodable == (encoding != "dense_angle")
+    x = np.random.default_rng(1).random((3, st.n_features))
+    out = layer(torch.as_tensor(x[None])).detach().numpy()[0]
+    angles, w = st.input_angles(x), layer.weights.detach().numpy()[0]
+    for i in range(3):
+        bound = st.circuit.assign_parameters({**dict(zip(st.input_params, angles[i])),
+                                              **dict(zip(st.weight_params, w))})
+        sv = Statevector(bound)
+        assert np.allclose(out[i], [sv.expectation_value(o).real for o in st.observables()], atol=1e-10)
+
+
+# ---------------------------------------------------------------------------------- the study
+
+
+def _tiny_hasan(students, seeds=1, epochs=2):
+    from qkd_qiskit.experiments import study_config
+
+    raw = study_config("hasan2023", dataset="digits").model_dump(mode="json")
+    raw["data"].update(classes=[0, 1, 2, 3], per_class=40)
+    raw["seeds"] = list(range(seeds))
+    raw["teacher"]["train"].update(max_epochs=epochs, patience=2)
+    raw["student_train"].update(max_epochs=epochs, patience=2)
+    raw["students"] = [s for s in raw["students"] if s["name"] in students]
+    return parse_config(raw, "tiny")
+
+
+def test_quick_hasan_study_on_digits(tmp_path):
+    from qkd_qiskit.experiments import run_experiment
+    from qkd_qiskit.report import write_hasan_report
+
+    cfg = _tiny_hasan({"q4_fc_amplitude", "q4_pca_angle", "q8_pool_dense_angle"})
+    rows = run_experiment(cfg, tmp_path / "run", progress=False)
+    assert len(rows) == 1 + 3 * 2
+    assert {r["model"] for r in rows} == {"lenet5", "q4_fc_amplitude", "q4_pca_angle", "q8_pool_dense_angle"}
+    out = write_hasan_report(tmp_path / "run")
+    assert out["dataset"] == "digits" and not out["missing"]
+    with open(tmp_path / "run" / "hasan_summary.csv") as f:
+        summary = list(csv.DictReader(f))
+    assert summary[0]["student"] == "lenet5 (teacher)" and len(summary) == 7
+    cell = next(s for s in summary if s["student"] == "q4_pca_angle" and s["kd"] == "True")
+    assert (cell["qubits"], cell["reduction"], cell["encoding"]) == ("4", "pca", "angle")
+    assert int(cell["n_params"]) == 36 + 4 * 4 + 4   # 3 layers x 4 qubits x 3 rotations + head 4 -> 4
+    md = (tmp_path / "run" / "hasan_summary.md").read_text()
+    assert "| q4_fc_amplitude | 4 | fc | amplitude |" in md and "Teacher lenet5" in md
+    assert (tmp_path / "run" / "hasan_digits.png").read_bytes()[:4] == b"\x89PNG"
+    # PCA was fitted on the training split only: its stored mean is the training mean
+    from qkd_qiskit.data import load_dataset as load
+
+    data = load(cfg.data.name, **cfg.data.loader_options())
+    ck = torch.load(tmp_path / "run" / "units" / "q4_pca_angle-kd-seed0" / "checkpoint.pt", weights_only=True)
+    assert np.allclose(ck["state"]["reduce.mean"].numpy(), data.x_train.mean(0), atol=1e-6)
+    assert json.loads((tmp_path / "run" / "units" / "q4_pca_angle-kd-seed0" / "result.json").read_text())["model"] \
+        == "q4_pca_angle"
+
+
+def test_pca_components_do_not_depend_on_test_data(tmp_path, monkeypatch):
+    import dataclasses
+
+    from qkd_qiskit import experiments
+    from qkd_qiskit.data import load_dataset as real_load
+
+    cfg = _tiny_hasan({"q4_pca_amplitude"}, epochs=1)
+    cfg = parse_config({**cfg.model_dump(mode="json"), "students": [
+        {**cfg.students[0].model_dump(mode="json"), "kd": [False]}]}, "tiny")
+    states = []
+    for k in range(2):
+        def fake(name, **options):
+            ds = real_load(name, **options)
+            noise = np.random.default_rng(k).random(ds.x_test.shape).astype(np.float32)
+            return dataclasses.replace(ds, x_test=noise)
+
+        monkeypatch.setattr(experiments, "load_dataset", fake)
+        experiments.run_experiment(cfg, tmp_path / f"r{k}", progress=False)
+        ck = torch.load(tmp_path / f"r{k}" / "units" / "q4_pca_amplitude-nokd-seed0" / "checkpoint.pt",
+                        weights_only=True)
+        states.append(ck["state"])
+    for key in ("reduce.mean", "reduce.components", "reduce.lo", "reduce.span"):
+        assert torch.equal(states[0][key], states[1][key])
+
+
+def test_reproduce_rejects_unknown_dataset(tmp_path):
+    proc = subprocess.run(qkd_cmd("reproduce", "hasan2023", "--dataset", "svhn", "--out", str(tmp_path / "o")),
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "--dataset: study hasan2023 has no dataset 'svhn'" in proc.stderr
