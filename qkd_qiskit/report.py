@@ -26,13 +26,18 @@ SUMMARY_COLUMNS = ["model", "kd", "mean_f1", "var_f1", "std_f1", "n_params", "n_
                    "mean_accuracy", "mean_f1_weighted"]
 
 
-def summarize(rows: list[dict]) -> list[dict]:
-    """Mean, variance (ddof=1) and std of test macro-F1 per (model, kd), in first-seen order."""
+def group_rows(rows: list[dict]) -> dict[tuple, list[dict]]:
+    """Result rows by (model, role, kd), in first-seen order: one group per summary line."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
         groups[(r["model"], r["role"], bool(r["kd"]))].append(r)
+    return groups
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Mean, variance (ddof=1) and std of test macro-F1 per (model, kd), in first-seen order."""
     out = []
-    for (model, role, kd), rs in groups.items():
+    for (model, role, kd), rs in group_rows(rows).items():
         f1 = np.array([r["f1_macro"] for r in rs], dtype=float)
         var = float(f1.var(ddof=1)) if len(f1) > 1 else 0.0
         out.append({"model": model if role == "student" else f"{model} (teacher)", "kd": kd,
@@ -187,11 +192,8 @@ def hasan_summary(rows: list[dict], config: dict) -> list[dict]:
     """Test accuracy mean and std (ddof=1) over seeds per grid cell (student entry) and KD setting,
     with the cell's qubits / reduction / encoding from the run's config; the teacher first."""
     cells = {st.get("name") or st["model"]: st.get("options", {}) for st in config["students"]}
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in rows:
-        groups[(r["model"], r["role"], bool(r["kd"]))].append(r)
     out = []
-    for (label, role, kd), rs in groups.items():
+    for (label, role, kd), rs in group_rows(rows).items():
         acc = np.array([r["accuracy"] for r in rs], dtype=float)
         opts = cells.get(label, {}) if role == "student" else {}
         out.append({"student": label if role == "student" else f"{label} (teacher)",
