@@ -30,7 +30,7 @@ from .backends import Backend, Profile, prepare_backend
 from .config import ExperimentConfig, parse_config
 from .data import Dataset, load_dataset
 from .distill import classification_metrics, predict_logits
-from .models import QUANTUM_MODELS
+from .models import QUANTUM_STUDENT_MODELS
 from .results import RunDir, Unit, atomic_write_csv, atomic_write_json
 
 EVAL_COLUMNS = ["model", "kd", "seed", "backend", "f1_macro_exact", "f1_macro_backend", "f1_macro_delta",
@@ -49,8 +49,12 @@ _QNN_OPTIONS = ("backend", "gradient")
 
 @dataclass(frozen=True)
 class QuantumGroup:
-    """The finished units of one (quantum model, kd) pair, loaded together as one ensemble."""
+    """The finished units of one (quantum student entry, kd) pair, loaded together as one ensemble.
 
+    ``label`` is the student entry's name (unit folders and result rows use it); ``model`` is its
+    registry model (``hea``, ``q2``, ``hasan``, ...)."""
+
+    label: str
     model: str
     kd: bool
     options: dict
@@ -66,19 +70,27 @@ def load_run(run_dir: str | Path) -> tuple[RunDir, ExperimentConfig, Dataset]:
     return run, cfg, load_dataset(cfg.data.name, **cfg.data.loader_options())
 
 
-def quantum_groups(run: RunDir, cfg: ExperimentConfig) -> list[QuantumGroup]:
-    """Finished quantum-student units of the run, grouped by (model, kd); raises if there are none."""
+def quantum_groups(run: RunDir, cfg: ExperimentConfig, students: Sequence[str] | None = None) -> list[QuantumGroup]:
+    """Finished quantum-student units of the run, grouped by (student entry, kd); raises if none.
+
+    ``students`` keeps only the named student entries (labels); an unknown name is an error."""
+    labels = [st.label for st in cfg.students if st.model in QUANTUM_STUDENT_MODELS]
+    unknown = sorted(set(students or ()) - set(labels))
+    if unknown:
+        raise ValueError(f"students: {', '.join(unknown)} not among the run's quantum students "
+                         f"({', '.join(labels) or 'none'})")
     groups = []
     for st in cfg.students:
-        if st.model not in QUANTUM_MODELS:
+        if st.model not in QUANTUM_STUDENT_MODELS or (students and st.label not in students):
             continue
         options = {k: v for k, v in st.options.items() if k not in _QNN_OPTIONS}
         for kd in st.kd:
-            units = tuple(u for s in cfg.seeds if run.is_done(u := Unit(st.model, kd, s)))
+            units = tuple(u for s in cfg.seeds if run.is_done(u := Unit(st.label, kd, s)))
             if units:
-                groups.append(QuantumGroup(st.model, kd, options, units))
+                groups.append(QuantumGroup(st.label, st.model, kd, options, units))
     if not groups:
-        raise ValueError(f"run: {run.root} holds no trained quantum student (models: {', '.join(QUANTUM_MODELS)})")
+        raise ValueError(f"run: {run.root} holds no trained quantum student "
+                         f"(models: {', '.join(QUANTUM_STUDENT_MODELS)})")
     return groups
 
 
@@ -91,14 +103,23 @@ def load_group(run: RunDir, cfg: ExperimentConfig, data: Dataset, group: Quantum
 
 
 def group_student(cfg: ExperimentConfig, data: Dataset, group: QuantumGroup) -> Any:
-    """The group's :class:`~qkd_qiskit.circuits.StudentCircuit` (built without loading weights)."""
-    import math
+    """The group's :class:`~qkd_qiskit.circuits.StudentCircuit`, built exactly as training built it
+    (same registry builder and options; no weights are loaded)."""
+    from .experiments import build_for_units
 
-    from .circuits import build_student
+    return build_for_units(cfg, data, group.model, dict(group.options), [0], group.label).quantum.student
 
-    n_qubits = group.options.get("qubits", max(1, math.ceil(math.log2(data.n_features))))
-    return build_student(group.model, n_qubits=n_qubits, layers=group.options.get("layers", 5),
-                         n_features=data.n_features)
+
+def circuit_angles(net: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+    """Input-parameter values ``(M, N, n_inputs)`` of each model of an ensemble for features ``x``.
+
+    The circuit embeds ``net.circuit_features(x)``: the raw features for Piperno students, the
+    output of the (possibly trained, per-model) reduction for image students."""
+    m = net.quantum.weights.shape[0]
+    xt = torch.as_tensor(np.asarray(x, dtype=np.float64)).unsqueeze(0).expand(m, -1, -1)
+    with torch.no_grad():
+        feats = net.circuit_features(xt).double().cpu().numpy()
+    return np.stack([np.asarray(net.quantum.student.input_angles(f), dtype=np.float64) for f in feats])
 
 
 def head_logits(net: torch.nn.Module, m: int, readouts: np.ndarray) -> np.ndarray:
@@ -195,8 +216,10 @@ def _check_same(previous: dict | None, info: dict, out: Path) -> None:
 
 
 def evaluate_run(run_dir: str | Path, backend_spec: str | Path | Profile, out: str | Path,
-                 progress: bool = True, log: Callable[[str], None] | None = None) -> list[dict]:
-    """Evaluate every trained quantum student of ``run_dir`` on a backend; write ``out``; return rows.
+                 progress: bool = True, log: Callable[[str], None] | None = None,
+                 students: Sequence[str] | None = None) -> list[dict]:
+    """Evaluate every trained quantum student of ``run_dir`` (or the named ``students`` entries)
+    on a backend; write ``out``; return all rows written there so far.
 
     Everything that can fail early (profile, credentials, device width, run folder) is checked
     before any circuit runs. Finished units in ``out`` are skipped, so a killed evaluation resumes.
@@ -204,9 +227,9 @@ def evaluate_run(run_dir: str | Path, backend_spec: str | Path | Profile, out: s
     from tqdm.auto import tqdm
 
     run, cfg, data = load_run(run_dir)
-    groups = quantum_groups(run, cfg)
-    students = {g.model: group_student(cfg, data, g) for g in groups}
-    backend = prepare_backend(backend_spec, list(students.values()))
+    groups = quantum_groups(run, cfg, students)
+    circuits = {g.label: group_student(cfg, data, g) for g in groups}
+    backend = prepare_backend(backend_spec, list(circuits.values()))
     dest = RunDir(out)
     previous = json.loads(dest.manifest.read_text()) if dest.manifest.is_file() else None
     info = _manifest(run, backend, previous)
@@ -222,7 +245,7 @@ def evaluate_run(run_dir: str | Path, backend_spec: str | Path | Profile, out: s
             continue
         net = load_group(run, cfg, data, group)
         student = net.quantum.student
-        info["transpilation"][group.model] = transpilation_stats(backend, student)
+        info["transpilation"][group.label] = transpilation_stats(backend, student)
         atomic_write_json(dest.manifest, info)
         info["sampling_seeds"].update(_evaluate_group(net, group, todo, backend, data, dest, bar))
     bar.close()
@@ -254,15 +277,15 @@ def _evaluate_group(net: torch.nn.Module, group: QuantumGroup, todo: Sequence[Un
     ref = net.quantum.weights
     with torch.no_grad():
         xt = torch.as_tensor(x, dtype=ref.dtype).unsqueeze(0).expand(ref.shape[0], -1, -1)
-        exact_out = net.quantum(xt).double().numpy()
-    angles = np.asarray(net.quantum.student.input_angles(np.asarray(x, dtype=np.float64)))
+        exact_out = net.quantum(net.circuit_features(xt)).double().numpy()
+    angles = circuit_angles(net, x)
     seeds: dict[str, int | None] = {}
     for unit in todo:
         m = index[unit]
         seed = sampling_seed(backend.profile.seed, unit) if backend.kind == "aer" else getattr(
             backend.profile, "seed", None)
         t0 = time.perf_counter()
-        out = backend.readouts(net.quantum.student, ref[m].detach().double().numpy(), angles, seed=seed)
+        out = backend.readouts(net.quantum.student, ref[m].detach().double().numpy(), angles[m], seed=seed)
         logits = head_logits(net, m, out)
         row = unit_row(unit, backend, y, data.n_classes, exact_logits[m], logits, exact_out[m], out,
                        time.perf_counter() - t0, seed)

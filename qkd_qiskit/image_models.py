@@ -226,6 +226,10 @@ class ImageStudent(HybridStudent):
         z = self.reduce(x)
         return z + AMPLITUDE_EPS if self.student.encoding == "amplitude" else z
 
+    def circuit_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Reduced features ``(M, B, k)`` the circuit embeds (each model's own reduction)."""
+        return self._pre(x.to(self.quantum.weights.dtype))
+
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.quantum.encode(self._pre(x))
 

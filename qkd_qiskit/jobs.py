@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from .backends import IBMRuntimeBackend, Profile, ProfileError, fake_device, load_profile, parse_profile, prepare_backend
-from .evaluate import (QuantumGroup, group_student, head_logits, load_group, load_run, quantum_groups, unit_row,
+from .evaluate import (QuantumGroup, circuit_angles, group_student, head_logits, load_group, load_run, quantum_groups, unit_row,
                        write_tables)
 from .results import RunDir, Unit, atomic_write_json, atomic_write_text
 
@@ -169,8 +169,14 @@ def plan_items(run: RunDir, cfg: Any, data: Any, groups: Sequence[QuantumGroup])
     return items
 
 
-def _angles(item: Item, data: Any) -> np.ndarray:
-    return np.asarray(item.student.input_angles(np.asarray(data.x_test, dtype=np.float64)))
+def _angles(item: Item, data: Any, cache: dict[tuple, np.ndarray] | None = None) -> np.ndarray:
+    """The item's circuit input values on the test split (its own reduction for image students);
+    ``cache`` holds them per group, computed for the whole ensemble at once."""
+    cache = {} if cache is None else cache
+    key = (item.group.label, item.group.kd)
+    if key not in cache:
+        cache[key] = circuit_angles(item.net, data.x_test)
+    return cache[key][item.m]
 
 
 def _ibm_profile(spec: str | Path | Profile) -> Any:
@@ -229,24 +235,25 @@ def _dry_run_backend(profile: Any, students: Sequence[Any], log: Callable[[str],
     return prepare_backend(profile, students)
 
 
-def dry_run(run_dir: str | Path, spec: str | Path | Profile, log: Callable[[str], None] = print) -> list[dict]:
+def dry_run(run_dir: str | Path, spec: str | Path | Profile, log: Callable[[str], None] = print,
+            students: Sequence[str] | None = None) -> list[dict]:
     """Print and return what ``submit`` would send: circuits, shots, depth, 2q gates, QPU estimate."""
     run, cfg, data = load_run(run_dir)
-    groups = quantum_groups(run, cfg)
-    students = {g.model: group_student(cfg, data, g) for g in groups}
+    groups = quantum_groups(run, cfg, students)
+    students = {g.label: group_student(cfg, data, g) for g in groups}
     profile = _ibm_profile(spec)
     backend = _dry_run_backend(profile, list(students.values()), log)
     rows = []
     n = len(data.x_test)
     for g in groups:
-        st = students[g.model]
+        st = students[g.label]
         measured = backend.primitive_for(st) == "sampler"
         t = backend.transpiled(st, measured=measured)
         dev = backend.device
         rep = getattr(dev, "default_rep_delay", None) or DEFAULT_REP_DELAY
         dur = circuit_duration(t.circuit, dev.target)
         per_job = estimate_qpu_seconds(dur, n, backend.profile.shots, rep)
-        rows.append({"model": g.model, "kd": g.kd, "jobs": len(g.units), "primitive": backend.primitive_for(st),
+        rows.append({"model": g.label, "kd": g.kd, "jobs": len(g.units), "primitive": backend.primitive_for(st),
                      "circuits_per_job": n, "shots": backend.profile.shots, "depth": t.depth,
                      "two_qubit_gates": t.two_qubit_gates, "layout": list(t.layout),
                      "circuit_us": round(dur * 1e6, 2), "qpu_seconds": round(per_job * len(g.units), 1)})
@@ -286,7 +293,7 @@ def _submit_items(backend: IBMRuntimeBackend, ledger: Ledger, items: Sequence[It
         for item in items:
             st = item.student
             ledger.data["transpilation"].setdefault(
-                item.group.model, backend.transpiled(st, measured=backend.primitive_for(st) == "sampler").stats())
+                item.group.label, backend.transpiled(st, measured=backend.primitive_for(st) == "sampler").stats())
             angles = _angles(item, data)
             job = backend.submit(st, item.weights, angles, mode)
             _record(ledger, item, job, backend.primitive_for(st), len(angles), backend.profile.shots)
@@ -321,14 +328,16 @@ def _mark_failed(ledger: Ledger, key: str, job: Any, err: Exception | None) -> N
 
 
 def submit_jobs(run_dir: str | Path, spec: str | Path | Profile, resubmit_failed: bool = False,
-                wait: bool = False, log: Callable[[str], None] = print) -> dict:
-    """Submit a job for every trained quantum unit not yet submitted (and failed ones if asked).
+                wait: bool = False, log: Callable[[str], None] = print,
+                students: Sequence[str] | None = None) -> dict:
+    """Submit a job for every trained quantum unit (of the named ``students`` entries, default all)
+    not yet submitted (and failed ones if asked).
 
     Local testing mode always waits and stores results (its jobs die with this process); on a
     real device the function returns once every id is recorded, unless ``wait``.
     """
     run, cfg, data = load_run(run_dir)
-    groups = quantum_groups(run, cfg)
+    groups = quantum_groups(run, cfg, students)
     backend = _ibm_backend(spec, [group_student(cfg, data, g) for g in groups])
     ledger = Ledger.open(run, backend)
     todo_keys = {u.key for g in groups for u in g.units
@@ -404,13 +413,13 @@ def collect_jobs(run_dir: str | Path, spec: str | Path | Profile | None = None, 
 def _metrics(ledger: Ledger, items: dict[str, Item], data: Any, backend: IBMRuntimeBackend) -> list[dict]:
     """Exact vs device metrics of every done job (written to the ledger folder)."""
     dest = RunDir(ledger.folder)
-    angles_cache: dict[str, np.ndarray] = {}
+    angles_cache: dict[tuple, np.ndarray] = {}
     for key, rec in ledger.jobs.items():
         if rec["status"] != "done" or key not in items or dest.is_done(items[key].unit):
             continue
         it = items[key]
         out = backend.result_readouts(it.student, ledger.load_result(key))
-        a = angles_cache.setdefault(it.group.model, _angles(it, data))
+        a = _angles(it, data, angles_cache)
         with torch.no_grad():
             exact_out = it.net.quantum.program(torch.as_tensor(a, dtype=it.net.quantum.weights.dtype),
                                                it.net.quantum.weights[it.m]).double().numpy()

@@ -21,6 +21,8 @@ import torch
 from torch import nn
 
 QUANTUM_MODELS = ("hea", "universal", "universal_h", "q2", "q3", "q4", "q5")
+QUANTUM_STUDENT_MODELS = (*QUANTUM_MODELS, "hasan")
+"""Every registry model whose core is a circuit (``hasan``: the image students of image_models)."""
 
 
 def _uniform(shape: tuple[int, ...], bound: float, gen: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
@@ -86,6 +88,11 @@ class HybridStudent(nn.Module):
             raise AttributeError("encode: the circuit's input parameters are not all in its leading "
                                  "state preparation; use forward(x)")
         return self.quantum.encode
+
+    def circuit_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The features the circuit embeds, ``(M, B, F')``: the raw features here (image students
+        reduce them first). Backends and hardware jobs turn these into the circuit's input values."""
+        return x
 
     def forward(self, x: torch.Tensor | None = None, *, encoded: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(M, B, C)`` of raw features ``x`` ``(M, B, F)`` or of ``encoded`` states."""
