@@ -179,11 +179,12 @@ def summarize(rows: Sequence[dict]) -> list[dict]:
 
 def format_summary(summary: Sequence[dict]) -> str:
     """Plain-text table of :func:`summarize` (mean ± std over seeds)."""
-    lines = [f"{'model':<13}{'kd':<7}{'seeds':>5}  {'f1_exact':>13}  {'f1_backend':>13}  {'delta':>8}  {'acc_backend':>11}"]
+    w = max([13, *(len(s["model"]) + 2 for s in summary)])
+    lines = [f"{'model':<{w}}{'kd':<7}{'seeds':>5}  {'f1_exact':>13}  {'f1_backend':>13}  {'delta':>8}  {'acc_backend':>11}"]
     for s in summary:
         exact = f"{s['f1_exact_mean']:.4f}±{s['f1_exact_std']:.3f}"
         noisy = f"{s['f1_backend_mean']:.4f}±{s['f1_backend_std']:.3f}"
-        lines.append(f"{s['model']:<13}{str(s['kd']):<7}{s['seeds']:>5}  {exact:>13}  {noisy:>13}  "
+        lines.append(f"{s['model']:<{w}}{str(s['kd']):<7}{s['seeds']:>5}  {exact:>13}  {noisy:>13}  "
                      f"{s['f1_delta_mean']:>+8.4f}  {s['accuracy_backend_mean']:>11.4f}")
     return "\n".join(lines)
 

@@ -90,6 +90,75 @@ def test_idx_magic_truncation_and_missing_files_are_one_line_errors(tmp_path):
     assert "\n" not in msg and "train-images-idx3-ubyte.gz" in msg and str(tmp_path / "none" / "mnist") in msg
 
 
+@pytest.fixture
+def file_server(tmp_path):
+    """A local HTTP server over ``tmp_path / "srv"`` (the download path, without the internet)."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "srv"
+    root.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+def test_missing_files_are_downloaded_once_and_checksummed(tmp_path, file_server, monkeypatch):
+    import hashlib
+    import tarfile
+
+    from qkd_qiskit import images
+
+    srv, url = file_server
+    arrays = _write_mnist(srv, gz=True)
+    md5 = {f"{stem}.gz": hashlib.md5((srv / f"{stem}.gz").read_bytes()).hexdigest() for stem in IDX_FILES.values()}
+    monkeypatch.setitem(images.SOURCES, "mnist", (url, md5))
+    ds = load_dataset("mnist", root=str(tmp_path / "data"), download=True, val_fraction=0.25)
+    assert np.allclose(ds.x_test, arrays["test_images"].reshape(-1, 36) / 255.0)
+    assert sorted(p.name for p in (tmp_path / "data" / "mnist").iterdir()) == sorted(md5)  # no .part left
+    for f in srv.iterdir():
+        f.unlink()  # a second load reads the local copies: the server is not asked again
+    assert np.array_equal(load_dataset("mnist", root=str(tmp_path / "data"), download=True,
+                                       val_fraction=0.25).x_val, ds.x_val)
+
+    # a corrupted archive is rejected and nothing is kept; the error is one line
+    _write_mnist(srv, gz=True, rng=np.random.default_rng(1))
+    monkeypatch.setitem(images.SOURCES, "fashion_mnist", (url, md5))
+    with pytest.raises(DataFileError, match="checksum mismatch") as err:
+        load_dataset("fashion_mnist", root=str(tmp_path / "data"), download=True)
+    assert "\n" not in str(err.value) and not list((tmp_path / "data" / "fashion_mnist").glob("*ubyte*"))
+
+    # CIFAR-10: one tarball, extracted into cifar-10-batches-py/
+    batches = tmp_path / "build" / CIFAR_DIR
+    batches.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    for f in (*CIFAR_TRAIN, CIFAR_TEST):
+        write_cifar_batch(batches / f, rng.integers(0, 256, (10, 3, 32, 32)), np.arange(10))
+    with tarfile.open(srv / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(batches, arcname=CIFAR_DIR)
+    digest = hashlib.md5((srv / "cifar-10-python.tar.gz").read_bytes()).hexdigest()
+    monkeypatch.setitem(images.SOURCES, "cifar10", (url, {"cifar-10-python.tar.gz": digest}))
+    cifar = load_dataset("cifar10", root=str(tmp_path / "data"), download=True)
+    assert cifar.image_shape == (3, 32, 32) and len(cifar.x_test) == 10
+
+
+def test_unreachable_download_is_a_one_line_error(tmp_path, monkeypatch):
+    from qkd_qiskit import images
+
+    monkeypatch.setitem(images.SOURCES, "mnist", ("http://127.0.0.1:9/", images.SOURCES["mnist"][1]))
+    with pytest.raises(DataFileError) as err:
+        load_dataset("mnist", root=str(tmp_path), download=True)
+    msg = str(err.value)
+    assert "\n" not in msg and "download failed" in msg and "train-images-idx3-ubyte.gz" in msg
+
+
 def test_cifar10_pickles_and_corrupt_batch(tmp_path):
     folder = tmp_path / "cifar10" / CIFAR_DIR
     folder.mkdir(parents=True)
