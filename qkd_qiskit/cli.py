@@ -125,13 +125,16 @@ def evaluate(run_dir: Path = typer.Argument(..., help="A `qkd run` directory wit
              backend: str = typer.Option(..., "--backend", help=_BACKEND_HELP),
              out: Path = typer.Option(..., "--out", help="Output directory; an existing one is resumed."),
              students: Optional[str] = typer.Option(None, "--students", help=_STUDENTS_HELP),
+             max_samples: Optional[int] = typer.Option(None, "--max-samples", min=1, help="Evaluate on a "
+                                                       "seeded, class-stratified subset of this many test samples."),
              progress: bool = typer.Option(True, help="Show progress bars.")) -> None:
     """Evaluate every trained quantum student of RUN_DIR on a backend: exact vs backend macro-F1."""
     from .backends import redact
     from .evaluate import evaluate_run, format_summary, summarize
 
     try:
-        rows = evaluate_run(run_dir, backend, out, progress=progress, students=_names(students))
+        rows = evaluate_run(run_dir, backend, out, progress=progress, students=_names(students),
+                            max_samples=max_samples)
     except ValueError as err:
         fail(redact(str(err)))
     typer.echo(format_summary(summarize(rows)))

@@ -202,9 +202,25 @@ def write_tables(folder: Path, rows: list[dict]) -> list[dict]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _manifest(run: RunDir, backend: Backend, previous: dict | None) -> dict:
+def test_subset(y: np.ndarray, max_samples: int | None, seed: int = 0) -> np.ndarray:
+    """Sorted indices of a seeded, class-stratified subset of ``max_samples`` test samples (all of
+    them when ``max_samples`` is None or not smaller). Noisy simulation of wide ISA circuits and
+    QPU time cost seconds per sample; exact and backend scores are computed on the same subset."""
+    if max_samples is None or max_samples >= len(y):
+        return np.arange(len(y))
+    n_classes = len(np.unique(y))
+    if max_samples < n_classes:
+        raise ValueError(f"max_samples: {max_samples} is fewer than the {n_classes} test classes")
+    from sklearn.model_selection import train_test_split
+
+    keep, _ = train_test_split(np.arange(len(y)), train_size=max_samples, stratify=y, random_state=seed)
+    return np.sort(keep)
+
+
+def _manifest(run: RunDir, backend: Backend, previous: dict | None, subset: dict) -> dict:
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return {"run": str(run.root.resolve()), "backend": backend.describe(), "transpilation": {},
+    return {"run": str(run.root.resolve()), "backend": backend.describe(), "test_subset": subset,
+            "transpilation": {},
             "sampling_seeds": (previous or {}).get("sampling_seeds", {}),
             "started_at": (previous or {}).get("started_at", now),
             "resumed_at": (previous or {}).get("resumed_at", []) + ([now] if previous else []),
@@ -212,15 +228,17 @@ def _manifest(run: RunDir, backend: Backend, previous: dict | None) -> dict:
 
 
 def _check_same(previous: dict | None, info: dict, out: Path) -> None:
-    if previous and (previous.get("run") != info["run"] or previous.get("backend") != info["backend"]):
-        raise ValueError(f"out: {out} holds an evaluation of another run or backend profile; choose another --out")
+    if previous and any(previous.get(k) != info[k] for k in ("run", "backend", "test_subset")):
+        raise ValueError(f"out: {out} holds an evaluation of another run, backend profile or test subset; "
+                         "choose another --out")
 
 
 def evaluate_run(run_dir: str | Path, backend_spec: str | Path | Profile, out: str | Path,
                  progress: bool = True, log: Callable[[str], None] | None = None,
-                 students: Sequence[str] | None = None) -> list[dict]:
+                 students: Sequence[str] | None = None, max_samples: int | None = None) -> list[dict]:
     """Evaluate every trained quantum student of ``run_dir`` (or the named ``students`` entries)
-    on a backend; write ``out``; return all rows written there so far.
+    on a backend, on the test split (or a stratified subset of ``max_samples`` of it); write
+    ``out``; return all rows written there so far.
 
     Everything that can fail early (profile, credentials, device width, run folder) is checked
     before any circuit runs. Finished units in ``out`` are skipped, so a killed evaluation resumes.
@@ -229,11 +247,13 @@ def evaluate_run(run_dir: str | Path, backend_spec: str | Path | Profile, out: s
 
     run, cfg, data = load_run(run_dir)
     groups = quantum_groups(run, cfg, students)
+    idx = test_subset(data.y_test, max_samples)
     circuits = {g.label: group_student(cfg, data, g) for g in groups}
     backend = prepare_backend(backend_spec, list(circuits.values()))
     dest = RunDir(out)
     previous = json.loads(dest.manifest.read_text()) if dest.manifest.is_file() else None
-    info = _manifest(run, backend, previous)
+    subset = {"max_samples": max_samples, "n": int(len(idx)), "of": int(len(data.y_test)), "seed": 0}
+    info = _manifest(run, backend, previous, subset)
     _check_same(previous, info, dest.root)
     info["transpilation"] = (previous or {}).get("transpilation", {})
     atomic_write_json(dest.manifest, info)
@@ -248,7 +268,7 @@ def evaluate_run(run_dir: str | Path, backend_spec: str | Path | Profile, out: s
         student = net.quantum.student
         info["transpilation"][group.label] = transpilation_stats(backend, student)
         atomic_write_json(dest.manifest, info)
-        info["sampling_seeds"].update(_evaluate_group(net, group, todo, backend, data, dest, bar))
+        info["sampling_seeds"].update(_evaluate_group(net, group, todo, backend, data, idx, dest, bar))
     bar.close()
     rows = dest.results()
     write_tables(dest.root, rows)
@@ -270,9 +290,9 @@ def transpilation_stats(backend: Backend, student: Any) -> dict:
 
 
 def _evaluate_group(net: torch.nn.Module, group: QuantumGroup, todo: Sequence[Unit], backend: Backend,
-                    data: Dataset, dest: RunDir, bar: Any) -> dict[str, int | None]:
-    """Evaluate and write each unit of ``todo``; returns the sampling seed used per unit."""
-    x, y = data.x_test, data.y_test
+                    data: Dataset, idx: np.ndarray, dest: RunDir, bar: Any) -> dict[str, int | None]:
+    """Evaluate and write each unit of ``todo`` on test samples ``idx``; returns the sampling seeds."""
+    x, y = data.x_test[idx], data.y_test[idx]
     index = {u: m for m, u in enumerate(group.units)}
     exact_logits = predict_logits(net, x).double().numpy()
     ref = net.quantum.weights

@@ -84,7 +84,7 @@ def test_evaluation_resumes_and_guards_its_folder(tiny_run, tmp_path):
     assert len(rows) == 6 and done.is_file() and kept.stat().st_mtime_ns == stamp
     assert len(json.loads((out / "manifest.json").read_text())["resumed_at"]) == 1
     other = write_profile(tmp_path, "aer-s", "kind: aer\ndevice: fake_torino\nshots: 64\n")
-    with pytest.raises(ValueError, match="another run or backend profile"):
+    with pytest.raises(ValueError, match="another run, backend profile or test subset"):
         evaluate_run(tiny_run, other, out, progress=False)
 
 

@@ -104,3 +104,21 @@ def test_students_filter_and_unknown_name(image_run, tmp_path):
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2 and not (tmp_path / "bad").exists()
     assert proc.stderr.strip() == "error: students: nope not among the run's quantum students (fc_amp, pca_dense)"
+
+
+def test_max_samples_evaluates_a_stratified_subset(image_run, tmp_path):
+    from qkd_qiskit.evaluate import test_subset
+
+    y = np.repeat(np.arange(3), [10, 20, 30])
+    idx = test_subset(y, 12)
+    assert len(idx) == 12 and np.bincount(y[idx]).tolist() == [2, 4, 6]
+    assert np.array_equal(idx, test_subset(y, 12)) and len(test_subset(y, None)) == 60
+    with pytest.raises(ValueError, match="max_samples: 2 is fewer than the 3 test classes"):
+        test_subset(y, 2)
+    rows = evaluate_run(image_run, "statevector", tmp_path / "sub", progress=False, students=["pca_dense"],
+                        max_samples=9)
+    assert all(r["n_test"] == 9 and r["readout_mean_abs_error"] < 1e-5 for r in rows)
+    manifest = json.loads((tmp_path / "sub" / "manifest.json").read_text())
+    assert manifest["test_subset"]["n"] == 9
+    with pytest.raises(ValueError, match="test subset"):
+        evaluate_run(image_run, "statevector", tmp_path / "sub", progress=False, students=["pca_dense"])
