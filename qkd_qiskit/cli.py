@@ -114,6 +114,7 @@ def circuits(as_json: bool = typer.Option(False, "--json", help="Print a JSON li
 
 _BACKEND_HELP = "Backend profile: a YAML file or a shipped name (backends/<name>.yaml)."
 _STUDENTS_HELP = "Comma-separated student entry names (default: every quantum student of the run)."
+_MAX_SAMPLES_HELP = "Use a seeded, class-stratified subset of this many test samples (default: all)."
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -125,8 +126,7 @@ def evaluate(run_dir: Path = typer.Argument(..., help="A `qkd run` directory wit
              backend: str = typer.Option(..., "--backend", help=_BACKEND_HELP),
              out: Path = typer.Option(..., "--out", help="Output directory; an existing one is resumed."),
              students: Optional[str] = typer.Option(None, "--students", help=_STUDENTS_HELP),
-             max_samples: Optional[int] = typer.Option(None, "--max-samples", min=1, help="Evaluate on a "
-                                                       "seeded, class-stratified subset of this many test samples."),
+             max_samples: Optional[int] = typer.Option(None, "--max-samples", min=1, help=_MAX_SAMPLES_HELP),
              progress: bool = typer.Option(True, help="Show progress bars.")) -> None:
     """Evaluate every trained quantum student of RUN_DIR on a backend: exact vs backend macro-F1."""
     from .backends import redact
@@ -149,17 +149,19 @@ def submit(run_dir: Path = typer.Argument(..., help="A `qkd run` directory with 
            resubmit_failed: bool = typer.Option(False, "--resubmit-failed", help="Also resubmit failed, "
                                                 "cancelled and lost jobs."),
            wait: bool = typer.Option(False, "--wait", help="Wait for results (always on in local testing mode)."),
-           students: Optional[str] = typer.Option(None, "--students", help=_STUDENTS_HELP)) -> None:
+           students: Optional[str] = typer.Option(None, "--students", help=_STUDENTS_HELP),
+           max_samples: Optional[int] = typer.Option(None, "--max-samples", min=1, help=_MAX_SAMPLES_HELP)
+           ) -> None:
     """Submit one IBM Runtime job per trained quantum unit; job ids go to RUN_DIR/jobs/<profile>/jobs.json."""
     from .backends import redact
     from .jobs import dry_run as plan, submit_jobs
 
     try:
         if dry_run:
-            plan(run_dir, backend, log=typer.echo, students=_names(students))
+            plan(run_dir, backend, log=typer.echo, students=_names(students), max_samples=max_samples)
         else:
             submit_jobs(run_dir, backend, resubmit_failed=resubmit_failed, wait=wait, log=typer.echo,
-                        students=_names(students))
+                        students=_names(students), max_samples=max_samples)
     except Exception as err:  # noqa: BLE001 - one redacted line, whatever failed (service, network, profile)
         fail(redact(str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}").splitlines()[0])
 

@@ -202,7 +202,7 @@ def write_tables(folder: Path, rows: list[dict]) -> list[dict]:
 # --------------------------------------------------------------------------------------------------
 
 
-def test_subset(y: np.ndarray, max_samples: int | None, seed: int = 0) -> np.ndarray:
+def stratified_subset(y: np.ndarray, max_samples: int | None, seed: int = 0) -> np.ndarray:
     """Sorted indices of a seeded, class-stratified subset of ``max_samples`` test samples (all of
     them when ``max_samples`` is None or not smaller). Noisy simulation of wide ISA circuits and
     QPU time cost seconds per sample; exact and backend scores are computed on the same subset."""
@@ -228,7 +228,11 @@ def _manifest(run: RunDir, backend: Backend, previous: dict | None, subset: dict
 
 
 def _check_same(previous: dict | None, info: dict, out: Path) -> None:
-    if previous and any(previous.get(k) != info[k] for k in ("run", "backend", "test_subset")):
+    if not previous:
+        return
+    if "test_subset" not in previous and info["test_subset"]["max_samples"] is None:
+        previous = {**previous, "test_subset": info["test_subset"]}  # folders from before subsets existed
+    if any(previous.get(k) != info[k] for k in ("run", "backend", "test_subset")):
         raise ValueError(f"out: {out} holds an evaluation of another run, backend profile or test subset; "
                          "choose another --out")
 
@@ -247,7 +251,7 @@ def evaluate_run(run_dir: str | Path, backend_spec: str | Path | Profile, out: s
 
     run, cfg, data = load_run(run_dir)
     groups = quantum_groups(run, cfg, students)
-    idx = test_subset(data.y_test, max_samples)
+    idx = stratified_subset(data.y_test, max_samples)
     circuits = {g.label: group_student(cfg, data, g) for g in groups}
     backend = prepare_backend(backend_spec, list(circuits.values()))
     dest = RunDir(out)

@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ import numpy as np
 import torch
 
 from .backends import IBMRuntimeBackend, Profile, ProfileError, fake_device, load_profile, parse_profile, prepare_backend
-from .evaluate import (QuantumGroup, circuit_angles, group_student, head_logits, load_group, load_run, quantum_groups, unit_row,
+from .evaluate import (QuantumGroup, circuit_angles, group_student, stratified_subset, head_logits, load_group, load_run, quantum_groups, unit_row,
                        write_tables)
 from .results import RunDir, Unit, atomic_write_json, atomic_write_text
 
@@ -116,6 +117,25 @@ class Ledger:
         from qiskit_ibm_runtime import RuntimeDecoder
 
         return json.loads(self.result_path(self.jobs[key]["job_id"]).read_text(), cls=RuntimeDecoder)
+
+
+def ledger_data(ledger: Ledger, data: Any, max_samples: int | None = None) -> Any:
+    """``data`` with the test split the ledger's jobs use. The subset is fixed when the first job
+    is planned (its indices are stored in jobs.json), so resubmits and collect use the same samples;
+    ledgers from before subsets existed use the whole test split."""
+    stored = ledger.data.get("test_subset")
+    if stored is None:
+        idx = stratified_subset(data.y_test, max_samples)
+        stored = {"max_samples": max_samples, "n": int(len(idx)),
+                  "indices": idx.tolist() if len(idx) < len(data.y_test) else None}
+        ledger.data["test_subset"] = stored
+    elif max_samples is not None and stored["max_samples"] != max_samples:
+        raise ValueError(f"max_samples: the jobs in {ledger.folder} use max_samples={stored['max_samples']}; "
+                         "drop --max-samples or use another profile name")
+    if stored["indices"] is None:
+        return data
+    idx = np.asarray(stored["indices"], dtype=np.int64)
+    return dataclasses.replace(data, x_test=data.x_test[idx], y_test=data.y_test[idx])
 
 
 def find_ledger(run_dir: str | Path, spec: str | Path | None) -> tuple[Path, Profile]:
@@ -236,15 +256,15 @@ def _dry_run_backend(profile: Any, students: Sequence[Any], log: Callable[[str],
 
 
 def dry_run(run_dir: str | Path, spec: str | Path | Profile, log: Callable[[str], None] = print,
-            students: Sequence[str] | None = None) -> list[dict]:
+            students: Sequence[str] | None = None, max_samples: int | None = None) -> list[dict]:
     """Print and return what ``submit`` would send: circuits, shots, depth, 2q gates, QPU estimate."""
     run, cfg, data = load_run(run_dir)
+    n = len(stratified_subset(data.y_test, max_samples))
     groups = quantum_groups(run, cfg, students)
     students = {g.label: group_student(cfg, data, g) for g in groups}
     profile = _ibm_profile(spec)
     backend = _dry_run_backend(profile, list(students.values()), log)
     rows = []
-    n = len(data.x_test)
     for g in groups:
         st = students[g.label]
         measured = backend.primitive_for(st) == "sampler"
@@ -329,9 +349,10 @@ def _mark_failed(ledger: Ledger, key: str, job: Any, err: Exception | None) -> N
 
 def submit_jobs(run_dir: str | Path, spec: str | Path | Profile, resubmit_failed: bool = False,
                 wait: bool = False, log: Callable[[str], None] = print,
-                students: Sequence[str] | None = None) -> dict:
+                students: Sequence[str] | None = None, max_samples: int | None = None) -> dict:
     """Submit a job for every trained quantum unit (of the named ``students`` entries, default all)
-    not yet submitted (and failed ones if asked).
+    not yet submitted (and failed ones if asked), each on the test split or on a stratified subset
+    of ``max_samples`` of it (fixed for the ledger).
 
     Local testing mode always waits and stores results (its jobs die with this process); on a
     real device the function returns once every id is recorded, unless ``wait``.
@@ -340,6 +361,7 @@ def submit_jobs(run_dir: str | Path, spec: str | Path | Profile, resubmit_failed
     groups = quantum_groups(run, cfg, students)
     backend = _ibm_backend(spec, [group_student(cfg, data, g) for g in groups])
     ledger = Ledger.open(run, backend)
+    data = ledger_data(ledger, data, max_samples)
     todo_keys = {u.key for g in groups for u in g.units
                  if u.key not in ledger.jobs or (resubmit_failed and ledger.jobs[u.key]["status"] in RESUBMITTABLE)}
     skipped = [k for k, r in ledger.jobs.items() if r["status"] in RESUBMITTABLE and k not in todo_keys]
@@ -398,6 +420,7 @@ def collect_jobs(run_dir: str | Path, spec: str | Path | Profile | None = None, 
     groups = quantum_groups(run, cfg)
     backend = _ibm_backend(profile, [group_student(cfg, data, g) for g in groups])
     ledger = Ledger.open(run, backend)
+    data = ledger_data(ledger, data)
     items = {it.unit.key: it for it in plan_items(run, cfg, data, groups)}
     unfinished = [k for k, r in ledger.jobs.items() if r["status"] not in FINISHED + ("failed", "cancelled")]
     if backend.local:

@@ -107,14 +107,14 @@ def test_students_filter_and_unknown_name(image_run, tmp_path):
 
 
 def test_max_samples_evaluates_a_stratified_subset(image_run, tmp_path):
-    from qkd_qiskit.evaluate import test_subset
+    from qkd_qiskit.evaluate import stratified_subset
 
     y = np.repeat(np.arange(3), [10, 20, 30])
-    idx = test_subset(y, 12)
+    idx = stratified_subset(y, 12)
     assert len(idx) == 12 and np.bincount(y[idx]).tolist() == [2, 4, 6]
-    assert np.array_equal(idx, test_subset(y, 12)) and len(test_subset(y, None)) == 60
+    assert np.array_equal(idx, stratified_subset(y, 12)) and len(stratified_subset(y, None)) == 60
     with pytest.raises(ValueError, match="max_samples: 2 is fewer than the 3 test classes"):
-        test_subset(y, 2)
+        stratified_subset(y, 2)
     rows = evaluate_run(image_run, "statevector", tmp_path / "sub", progress=False, students=["pca_dense"],
                         max_samples=9)
     assert all(r["n_test"] == 9 and r["readout_mean_abs_error"] < 1e-5 for r in rows)
@@ -122,3 +122,19 @@ def test_max_samples_evaluates_a_stratified_subset(image_run, tmp_path):
     assert manifest["test_subset"]["n"] == 9
     with pytest.raises(ValueError, match="test subset"):
         evaluate_run(image_run, "statevector", tmp_path / "sub", progress=False, students=["pca_dense"])
+
+
+def test_submit_with_max_samples_keeps_the_subset_for_collect(image_run, tmp_path):
+    run = Path(shutil.copytree(image_run, tmp_path / "run"))
+    profile = tmp_path / "local-manila.yaml"
+    profile.write_text("kind: ibm\ndevice: fake_manila\nmode: batch\nshots: 128\nseed: 7\n")
+    rows = jobs.dry_run(run, profile, log=lambda s: None, students=["pca_dense"], max_samples=6)
+    assert all(r["circuits_per_job"] == 6 for r in rows)
+    jobs.submit_jobs(run, profile, log=lambda s: None, students=["pca_dense"], max_samples=6)
+    ledger = json.loads((run / "jobs" / "local-manila" / "jobs.json").read_text())
+    assert ledger["test_subset"]["n"] == 6 and len(ledger["test_subset"]["indices"]) == 6
+    assert all(rec["n_circuits"] == 6 for rec in ledger["jobs"].values())
+    out, report = jobs.collect_jobs(run, profile, log=lambda s: None)
+    assert len(report["done"]) == 2 and len(out) == 2 and all(r["n_test"] == 6 for r in out)
+    with pytest.raises(ValueError, match="max_samples: the jobs in .* use max_samples=6"):
+        jobs.submit_jobs(run, profile, log=lambda s: None, max_samples=9)
