@@ -16,7 +16,9 @@ The compiled program, in order:
   ``D`` a diagonal phase (RZ, RZZ, CP, CZ, ... all merged, computed with one matmul), ``P`` a
   constant basis permutation (CX chains, SWAP, X, ...). Stages that depend only on weights are
   built once per model (not per sample). The local part is applied as two half-register
-  matmuls, ``K_hi psi K_lo^T`` ("factored" mode: memory and work grow as ``2^n``); "dense" mode
+  matmuls, ``K_hi psi K_lo^T`` ("factored" mode: memory grows as ``2^n``; a half wider than
+  ``FACTOR_MAX_QUBITS`` is itself applied as two Kronecker factors, so the work per stage stays
+  near ``2^n`` times a small factor instead of ``2^n * 2^(n/2)``); "dense" mode
   fuses each stage into one ``(2^n, 2^n)`` unitary (one matmul per stage, but ``4^n`` memory and
   ``8^n`` build work). Measured on 2 CPU cores (``qkd bench``), dense only pays up to
   ``DENSE_MAX_QUBITS`` = 5 qubits and is unusable beyond ~10, so ``mode="auto"`` switches to
@@ -70,6 +72,9 @@ __all__ = [
 
 DENSE_MAX_QUBITS = 5
 """Auto mode fuses weight stages into dense ``(2^n, 2^n)`` unitaries up to this many qubits."""
+FACTOR_MAX_QUBITS = 5
+"""Factored mode: a half register wider than this is applied as two Kronecker factors, so the
+work per stage stays ~``2^n * 2^(n/4)`` instead of ``2^n * 2^(n/2)`` (registers above 10 qubits)."""
 
 Mode = Literal["auto", "dense", "factored"]
 _SKIP = frozenset({"barrier", "delay", "id"})
@@ -947,8 +952,8 @@ class CompiledCircuit:
             u = torch.matmul(mats[..., d, :, :], u)
         phase = self._group_phase(t, gt, angles, weights, per_sample, lead)
         out = SimpleNamespace(lo=None, hi=None, phase=phase, folded=False)
-        out.lo = _kron_chain(u, 0, self.h) if self.h else None
-        out.hi = _kron_chain(u, self.h, n)
+        out.lo = _kron_factors(u, 0, self.h) if self.h else None
+        out.hi = _kron_factors(u, self.h, n) if self.h else _kron_chain(u, self.h, n)
         if self.h == 0 and not per_sample:  # dense: fold phases and permutations into the matrix
             if phase is not None:
                 out.hi = phase.unsqueeze(-1) * out.hi
@@ -957,8 +962,8 @@ class CompiledCircuit:
             out.folded, out.phase = True, None
         # one unbind per group instead of one select per stage: a single backward node
         axis = 2 if per_sample else 1
-        out.lo = out.lo.unbind(axis) if out.lo is not None else None
-        out.hi = out.hi.unbind(axis)
+        out.lo = _unbind(out.lo, axis) if out.lo is not None else None
+        out.hi = _unbind(out.hi, axis)
         out.phase = out.phase.unbind(axis) if out.phase is not None else None
         return out
 
@@ -984,6 +989,8 @@ class CompiledCircuit:
         m, hi, b, lo = psi.shape
         k_hi, phase = mats.hi[s], (mats.phase[s] if mats.phase is not None else None)
         k_lo = mats.lo[s] if mats.lo is not None else None
+        if isinstance(k_hi, tuple) or isinstance(k_lo, tuple):  # a half register in two factors
+            return self._apply_split(psi, g, s, perm, per_sample, k_hi, k_lo, phase)
         if (k_hi.is_complex() or (phase is not None and phase.is_complex())) and not psi.is_complex():
             psi = psi.to(complex_dtype(psi.dtype))
         if psi.is_complex() and not k_hi.is_complex():  # a real group after a complex stage
@@ -1002,6 +1009,40 @@ class CompiledCircuit:
         psi = psi.reshape(m, hi, b, lo)
         if mats.folded:
             return psi
+        return self._phase_perm(psi, phase, perm, per_sample)
+
+    def _apply_split(self, psi: torch.Tensor, g: _StageGroup, s: int, perm: torch.Tensor | None,
+                     per_sample: bool, k_hi: Any, k_lo: Any, phase: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`_apply_stage` for wide registers: each half is ``K_b (x) K_a`` (or one matrix),
+        applied factor by factor on the state viewed as ``(M, A_b, A_a, B, L_b, L_a)``."""
+        m, hi, b, lo = psi.shape
+        k_hi = k_hi if isinstance(k_hi, tuple) else (k_hi,)
+        k_lo = k_lo if isinstance(k_lo, tuple) else (k_lo,)
+        if any(k.is_complex() for k in (*k_hi, *k_lo)) and not psi.is_complex():
+            psi = psi.to(complex_dtype(psi.dtype))
+        k_hi = tuple(k.to(psi.dtype) for k in k_hi)
+        k_lo = tuple(k.to(psi.dtype) for k in k_lo)
+        da = [k.shape[-1] for k in k_hi]  # low factor first
+        dl = [k.shape[-1] for k in k_lo]
+        x = psi.reshape(m, *(da[::-1]), b, *(dl[::-1]))
+        hi_axes = list(range(1, 1 + len(da)))[::-1]  # axis of factor j (j = 0: the lowest qubits)
+        b_axis = 1 + len(da)
+        lo_axes = list(range(b_axis + 1, b_axis + 1 + len(dl)))[::-1]
+        sub = "m" + "cdefghnopq"[: x.dim() - 1]
+        for flag, factors, axes in ((g.lo_used[s], k_lo, lo_axes), (g.hi_used[s], k_hi, hi_axes)):
+            if not flag:
+                continue
+            for k, ax in zip(factors, axes):
+                out_sub = sub[:ax] + "z" + sub[ax + 1:]
+                mat = ("m" + sub[b_axis] + "z" + sub[ax]) if per_sample else ("mz" + sub[ax])
+                x = torch.einsum(f"{mat},{sub}->{out_sub}", k, x)
+        return self._phase_perm(x.reshape(m, hi, b, lo), phase, perm, per_sample)
+
+    @staticmethod
+    def _phase_perm(psi: torch.Tensor, phase: torch.Tensor | None, perm: torch.Tensor | None,
+                    per_sample: bool) -> torch.Tensor:
+        """The diagonal and permutation parts of a stage, on the state ``(M, A, B, L)``."""
+        m, hi, b, lo = psi.shape
         if phase is not None:
             ph = phase.reshape(m, -1, hi, lo).transpose(1, 2) if per_sample else phase.reshape(m, hi, 1, lo)
             psi = psi * ph
@@ -1070,6 +1111,22 @@ def _group_t(g: _StageGroup | None, f: Any, i: Any) -> SimpleNamespace | None:
         diag_pat=None if g.diag_pat is None else f(g.diag_pat),
         const_phase=f(g.const_phase), src=i(g.src), perm_rows=i(np.arange(len(g.stages))[:, None]),
     )
+
+def _kron_factors(u: torch.Tensor, start: int, stop: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """``_kron_chain`` of qubits ``[start, stop)``, or for more than ``FACTOR_MAX_QUBITS`` of them
+    the two factors ``(K_a, K_b)`` (low qubits first) whose Kronecker product it is."""
+    if stop - start <= FACTOR_MAX_QUBITS:
+        return _kron_chain(u, start, stop)
+    mid = start + (stop - start + 1) // 2
+    return _kron_chain(u, start, mid), _kron_chain(u, mid, stop)
+
+
+def _unbind(k: torch.Tensor | tuple[torch.Tensor, ...], axis: int) -> Any:
+    """Per-stage matrices of a group: a list of tensors, or of factor tuples for split halves."""
+    if isinstance(k, tuple):
+        return list(zip(*(f.unbind(axis) for f in k)))
+    return k.unbind(axis)
+
 
 def _kron_chain(u: torch.Tensor, start: int, stop: int) -> torch.Tensor:
     """``u[..., stop-1] (x) ... (x) u[..., start]`` for per-qubit matrices ``u (..., n, 2, 2)``.

@@ -211,6 +211,43 @@ def test_other_sizes_and_modes(n):
         assert np.abs(out - ref).max() < TOL
 
 
+def test_split_kronecker_factors_match_statevector(monkeypatch):
+    """Wide halves are applied as two Kronecker factors (FACTOR_MAX_QUBITS); forced down to 1 here
+    so that small random circuits (per-sample stages, phases, permutations) take that path."""
+    from qkd_qiskit import engine
+
+    monkeypatch.setattr(engine, "FACTOR_MAX_QUBITS", 1)
+    rng = np.random.default_rng(21)
+    for _ in range(6):
+        n = int(rng.integers(4, 7))
+        xs, ws = ParameterVector("x", 3), ParameterVector("w", 4)
+        qc = _random_circuit(rng, n, xs, ws, depth=14)
+        x, w = rng.uniform(-3, 3, (2, 3)), rng.uniform(-3, 3, 4)
+        prog = compile_circuit(qc, list(xs), list(ws), readout="probs", readout_qubits=list(range(n)),
+                               mode="factored", cache=False)
+        out = prog(torch.tensor(x), torch.tensor(w)).numpy()
+        for i in range(2):
+            values = {**dict(zip(xs, x[i])), **dict(zip(ws, w))}
+            psi = Statevector(qc.assign_parameters({p: values[p] for p in qc.parameters}))
+            assert np.abs(psi.probabilities() - out[i]).max() < 1e-10
+    qc = _random_circuit(rng, 5, xs, ws, depth=16)
+    prog = compile_circuit(qc, list(xs), list(ws), cache=False, mode="factored")
+    a = torch.tensor(rng.uniform(-3, 3, (2, 2, 3)), requires_grad=True)
+    w = torch.tensor(rng.uniform(-3, 3, (2, 4)), requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, w: prog(a, w), (a, w), atol=1e-7)
+
+
+def test_wide_register_matches_statevector():
+    """11 qubits: the high half (6 qubits) is split into two factors with the default settings."""
+    st = build_student("hea", n_qubits=11, layers=2)
+    rng = np.random.default_rng(11)
+    angles = np.asarray(st.input_angles(rng.normal(size=(2, 2**11))))
+    w = rng.uniform(0, 2 * np.pi, len(st.weight_params))
+    ref = np.stack([_reference_readout(st, a, w) for a in angles])
+    out = compile_student(st, mode="factored")(torch.tensor(angles), torch.tensor(w)).numpy()
+    assert np.abs(out - ref).max() < TOL
+
+
 def test_errors_are_clear():
     theta = Parameter("t")
     qc = QuantumCircuit(2, 2)
