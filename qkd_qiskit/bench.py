@@ -119,9 +119,11 @@ def _engine_step(student: Any, m: int, encoded: bool, dtype: torch.dtype = torch
 def _bench_engine(student: Any, quick: bool) -> dict:
     reps = 60 if quick else 300
     out = {}
-    for name, m, enc in (("engine_1", 1, False), ("engine_1_encoded", 1, True),
-                         ("engine_12", N_SEEDS, False), ("engine_12_encoded", N_SEEDS, True)):
-        res = _median_ms(_engine_step(student, m, enc), reps if m == 1 else reps // 2, warmup=10)
+    for name, m, enc, dtype in (("engine_1", 1, False, torch.float32), ("engine_1_f64", 1, False, torch.float64),
+                                ("engine_1_encoded", 1, True, torch.float32),
+                                ("engine_12", N_SEEDS, False, torch.float32),
+                                ("engine_12_encoded", N_SEEDS, True, torch.float32)):
+        res = _median_ms(_engine_step(student, m, enc, dtype), reps if m == 1 else reps // 2, warmup=10)
         res["models"] = m
         res["per_model_ms"] = res["median_ms"] / m
         res["per_sample_ms"] = res["median_ms"] / (m * BATCH)
@@ -416,9 +418,9 @@ def _print_report(result: dict) -> None:
         if "per_sample_ms" in steps.get(key, {}):
             ratio = steps[key]["per_sample_ms"] / steps["engine_1"]["per_sample_ms"]
             print(f"{key} per sample / engine per sample: {ratio:.0f}x")
-    q = steps["qnn_engine_primitives_f32"]["median_ms"]
-    print(f"TorchConnector + engine primitives / engine step: {steps['qnn_engine_primitives']['median_ms'] / e1:.1f}x "
-          f"(float64), {q / e1:.1f}x (float32)")
+    q32, q64 = steps["qnn_engine_primitives_f32"]["median_ms"], steps["qnn_engine_primitives"]["median_ms"]
+    print(f"TorchConnector + engine primitives / engine step of the same dtype: {q32 / e1:.1f}x (float32), "
+          f"{q64 / steps['engine_1_f64']['median_ms']:.1f}x (float64; {q64 / e1:.1f}x the float32 engine)")
     print("\nScaling (one model, forward + backward, batch 32, HEA 5 layers):")
     print(f"{'qubits':>6s} {'mode':>9s} {'step ms':>10s} {'saved MB':>10s} {'rss+ MB':>9s} {'state MB':>9s}")
     for row in result["scaling"]:
