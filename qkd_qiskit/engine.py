@@ -792,7 +792,10 @@ class CompiledCircuit:
         return probs[0] if squeeze else probs
 
     def state(self, angles: torch.Tensor | None, weights: torch.Tensor | None) -> torch.Tensor:
-        """Final statevector ``(M, B, 2^n)`` (complex; basis index little-endian as in Qiskit)."""
+        """Final statevector ``(M, B, 2^n)`` (complex; basis index little-endian as in Qiskit).
+
+        Exact up to a global phase: global phases of gates (``u``, ``p``) and of gate definitions
+        are not tracked, since no readout, probability or expectation value depends on them."""
         psi, _, squeeze = self._run(angles, weights)
         psi = psi if psi.is_complex() else psi.to(complex_dtype(psi.dtype))
         out = _batch_major(psi)
