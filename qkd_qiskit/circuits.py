@@ -44,10 +44,8 @@ from qiskit.circuit import (
 from qiskit.circuit.library import efficient_su2, n_local
 from qiskit.quantum_info import SparsePauliOp
 
-ARCHITECTURES = ("hea", "universal", "universal_h", "q2", "q3", "q4", "q5")
-"""Student architectures of the Piperno study for 6 qubits (``q_nd`` exists for 2 <= n_d < n)."""
-
-MEAS_REGISTER = "meas"
+from .catalog import ARCHITECTURES
+from .readout import MEAS_REGISTER, counts_distribution, measured_never_reused
 
 # --------------------------------------------------------------------------------------------------
 # Multiplexed RY gate
@@ -609,8 +607,22 @@ def readout_distribution(student: StudentCircuit, counts: Mapping[str, int]) -> 
     ``counts`` keys are ``meas`` bitstrings (meas[n-1] leftmost, as Qiskit prints them); only the
     read-out qubits' bits are kept, outcome index ``sum_j bit(readout_qubits[j]) << j``.
     """
-    probs = np.zeros(2 ** len(student.readout_qubits))
-    for key, c in counts.items():
-        value = int(key.replace(" ", "")[-student.n_qubits :], 2)
-        probs[sum(((value >> q) & 1) << j for j, q in enumerate(student.readout_qubits))] += c
-    return probs / probs.sum()
+    return counts_distribution(counts, student.readout_qubits, student.n_qubits)
+
+
+def initial_weights(n_weights: int, generators: Sequence[Any], dtype: Any = None, device: Any = None) -> Any:
+    """Initial circuit weights ``(M, n_weights)``, the one convention every student layer uses:
+    model ``m`` uniform in ``[0, 2 pi)`` from ``generators[m]`` alone (a ``torch.Generator`` or
+    ``None`` for torch's global one), drawn in float64 on the CPU and then cast, so a model's start
+    does not depend on the other models nor on the dtype beyond rounding.
+
+    Example:
+        >>> import torch
+        >>> w = initial_weights(3, [torch.Generator().manual_seed(0) for _ in range(2)])
+        >>> w.shape, bool((w >= 0).all() and (w < 2 * math.pi).all()), bool((w[0] == w[1]).all())
+        (torch.Size([2, 3]), True, True)
+    """
+    import torch
+
+    init = torch.stack([torch.rand(n_weights, generator=g, dtype=torch.float64) for g in generators]) * (2 * math.pi)
+    return init.to(dtype=dtype or torch.float32, device=device)
