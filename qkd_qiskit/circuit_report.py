@@ -8,37 +8,17 @@ Example:
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from qiskit import QuantumCircuit
 from qiskit.exceptions import MissingOptionalLibraryError
-from qiskit.transpiler import PassManager
-from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
 
-from .circuits import ARCHITECTURES, build_student
+from .backends.devices import preset_pass_manager
+from .catalog import ARCHITECTURES
+from .circuits import build_student
 
 TRANSPILE_SEED = 1234
 FAKE_DEVICES = ("fake_sherbrooke", "fake_torino")
-
-
-@lru_cache(maxsize=None)
-def fake_backend(name: str) -> Any:
-    """Cached fake IBM backend by name, e.g. ``"fake_sherbrooke"`` -> ``FakeSherbrooke()``."""
-    from qiskit_ibm_runtime import fake_provider
-
-    class_name = "".join(part.capitalize() for part in name.split("_"))
-    if not hasattr(fake_provider, class_name):
-        raise ValueError(f"unknown fake device {name!r} (no qiskit_ibm_runtime.fake_provider.{class_name})")
-    return getattr(fake_provider, class_name)()
-
-
-@lru_cache(maxsize=None)
-def device_pass_manager(name: str, optimization_level: int = 1) -> PassManager:
-    """Cached preset pass manager to a fake device's ISA (fixed transpiler seed)."""
-    return generate_preset_pass_manager(
-        optimization_level=optimization_level, backend=fake_backend(name), seed_transpiler=TRANSPILE_SEED
-    )
 
 
 def _logical(circuit: QuantumCircuit) -> QuantumCircuit:
@@ -79,7 +59,7 @@ def architecture_table(
             "two_qubit_gates": logical.num_nonlocal_gates(),
         }
         for device in devices:
-            isa = device_pass_manager(device).run(measured)
+            isa = preset_pass_manager(device, seed_transpiler=TRANSPILE_SEED).run(measured)
             row[f"depth_{device}"] = isa.depth()
             row[f"two_qubit_gates_{device}"] = isa.num_nonlocal_gates()
         rows.append(row)

@@ -66,12 +66,12 @@ def reproduce(study: str = typer.Argument(..., help="Study to reproduce: piperno
                                                     "offline), mnist, fashion_mnist or cifar10."),
               progress: bool = typer.Option(True, help="Show progress bars.")) -> None:
     """Run a paper's study end to end and write its report (see README, 'Reproducing the paper')."""
-    from .experiments import STUDIES, study_config
+    from .experiments import run_experiment
     from .report import write_report
+    from .studies import STUDIES, study_config
 
     if study not in STUDIES:
         fail(f"STUDY: unknown study {study!r} (known: {', '.join(STUDIES)})")
-    from .experiments import run_experiment
 
     try:
         rows = run_experiment(study_config(study, quick, dataset), out, progress=progress)
@@ -130,14 +130,15 @@ def evaluate(run_dir: Path = typer.Argument(..., help="A `qkd run` directory wit
              progress: bool = typer.Option(True, help="Show progress bars.")) -> None:
     """Evaluate every trained quantum student of RUN_DIR on a backend: exact vs backend macro-F1."""
     from .backends import redact
-    from .evaluate import evaluate_run, format_summary, summarize
+    from .evaluate import evaluate_run, format_summary
+    from .summaries import backend_summary
 
     try:
         rows = evaluate_run(run_dir, backend, out, progress=progress, students=_names(students),
                             max_samples=max_samples)
     except ValueError as err:
         fail(redact(str(err)))
-    typer.echo(format_summary(summarize(rows)))
+    typer.echo(format_summary(backend_summary(rows)))
     typer.echo(f"wrote {out / 'results.csv'} ({len(rows)} rows), summary.csv, manifest.json")
 
 
@@ -173,15 +174,16 @@ def collect(run_dir: Path = typer.Argument(..., help="A run directory with submi
             wait: bool = typer.Option(False, "--wait", help="Block until pending jobs finish.")) -> None:
     """Fetch job results by id (resumes after a crash), write exact vs device metrics; exit 1 on failures."""
     from .backends import redact
-    from .evaluate import format_summary, summarize
+    from .evaluate import format_summary
     from .jobs import collect_jobs, format_report
+    from .summaries import backend_summary
 
     try:
         rows, report = collect_jobs(run_dir, backend, wait=wait, log=typer.echo)
     except Exception as err:  # noqa: BLE001 - one redacted line
         fail(redact(str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}").splitlines()[0])
     if rows:
-        typer.echo(format_summary(summarize(rows)))
+        typer.echo(format_summary(backend_summary(rows)))
     typer.echo(format_report(report))
     if any(report.get(s) for s in ("failed", "cancelled", "lost")):
         raise typer.Exit(1)
@@ -199,14 +201,12 @@ def bench(as_json: bool = typer.Option(False, "--json", help="Print machine-read
 
 def _summary_lines(rows: list[dict]) -> str:
     """Mean and std of test macro-F1 per (model, kd), as a small text table."""
-    import numpy as np
+    from .summaries import group_rows, mean, sample_std
 
-    groups: dict[tuple, list[float]] = {}
-    for r in rows:
-        groups.setdefault((r["model"], r["kd"]), []).append(r["f1_macro"])
     lines = [f"{'model':<14}{'kd':<6}{'seeds':>6}{'mean_f1':>10}{'std_f1':>9}"]
-    for (model, kd), f1 in groups.items():
-        lines.append(f"{model:<14}{str(kd):<6}{len(f1):>6}{np.mean(f1):>10.4f}{np.std(f1, ddof=1) if len(f1) > 1 else 0:>9.4f}")
+    for (model, kd), rs in group_rows(rows, ("model", "kd")).items():
+        f1 = [r["f1_macro"] for r in rs]
+        lines.append(f"{model:<14}{str(kd):<6}{len(f1):>6}{mean(rs, 'f1_macro'):>10.4f}{sample_std(f1):>9.4f}")
     return "\n".join(lines)
 
 

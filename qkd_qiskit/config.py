@@ -11,19 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer,
-                      model_validator)
+from pydantic import Field, field_validator, model_serializer, model_validator
 
-from .models import MODELS
+from .catalog import MODEL_NAMES
+from .strict import Strict as _Strict
+from .strict import read_yaml, validate
 
 
 class ConfigError(ValueError):
     """A config problem, worded as one line that names the field."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class TrainConfig(_Strict):
@@ -101,8 +97,8 @@ class DataConfig(_Strict):
 
 
 def _known_model(v: str) -> str:
-    if v not in MODELS:
-        raise ValueError(f"unknown model {v!r} (known: {', '.join(MODELS)})")
+    if v not in MODEL_NAMES:
+        raise ValueError(f"unknown model {v!r} (known: {', '.join(MODEL_NAMES)})")
     return v
 
 
@@ -183,24 +179,9 @@ class ExperimentConfig(_Strict):
         return student.train or self.student_train
 
 
-def _one_line(err: ValidationError) -> str:
-    e = err.errors()[0]
-    loc = ".".join(str(p) for p in e["loc"]) or "config"
-    msg = e["msg"].removeprefix("Value error, ")
-    if e["type"] == "extra_forbidden":
-        msg = "unknown key"
-    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"{loc}: {msg}{more}"
-
-
 def parse_config(raw: Any, source: str = "config") -> ExperimentConfig:
     """Validate a mapping (e.g. parsed YAML) into an :class:`ExperimentConfig` or raise ConfigError."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: top level must be a mapping of keys, got {type(raw).__name__}")
-    try:
-        return ExperimentConfig.model_validate(raw)
-    except ValidationError as err:
-        raise ConfigError(f"{source}: {_one_line(err)}") from None
+    return validate(ExperimentConfig, raw, source, ConfigError)
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
@@ -208,8 +189,4 @@ def load_config(path: str | Path) -> ExperimentConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from None
-    return parse_config(raw, str(path))
+    return parse_config(read_yaml(path, ConfigError), str(path))

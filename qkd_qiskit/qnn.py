@@ -22,13 +22,17 @@ qiskit-machine-learning: parameter shift (unbiased; 2 circuits per parameter occ
 sample) or SPSA (2 circuits per sample). That is slow - seconds to minutes per step even for
 small students - so noisy training is for small runs only.
 
+The hybrid student that puts a head on :class:`QNNLayer` is
+:class:`~qkd_qiskit.models.qnn_student.QNNStudent`.
+
 Example:
     >>> import torch
-    >>> gens = [torch.Generator().manual_seed(0)]
-    >>> net = QNNStudent.build("hea", n_features=4, n_classes=3, generators=gens, backend="statevector",
-    ...                        layers=1)
-    >>> net(torch.rand(1, 5, 4)).shape
-    torch.Size([1, 5, 3])
+    >>> from qkd_qiskit.backends import get_backend
+    >>> from qkd_qiskit.circuits import build_student
+    >>> layer = QNNLayer(build_student("hea", n_qubits=2, layers=1), 1, [torch.Generator().manual_seed(0)],
+    ...                  torch.float64, get_backend("statevector"))
+    >>> layer(torch.rand(1, 5, 4)).shape
+    torch.Size([1, 5, 2])
 """
 
 from __future__ import annotations
@@ -44,7 +48,10 @@ from qiskit.quantum_info import SparsePauliOp
 from qiskit_machine_learning.connectors import TorchConnector
 from torch import nn
 
-from .backends import AerBackend, Backend, IBMRuntimeBackend, Profile, StatevectorBackend, prepare_backend
+from .backends import AerBackend, Backend, IBMRuntimeBackend, StatevectorBackend
+from .circuits import initial_weights, without_measurements
+from .primitives import EngineEstimator, EngineEstimatorGradient, EngineSampler, EngineSamplerGradient
+from .readout import MEAS_REGISTER, outcome_index
 
 Gradient = Literal["auto", "param_shift", "spsa"]
 """``auto``: the engine's exact gradient on ``statevector``, parameter shift on noisy backends."""
@@ -64,8 +71,6 @@ def exact_measured_circuit(student: Any) -> QuantumCircuit:
     measurement leaves the read-out marginal unchanged (and statevector samplers need final
     measurements only).
     """
-    from .circuits import MEAS_REGISTER, without_measurements
-
     qc = without_measurements(student.measured_circuit())
     meas = next(c for c in qc.cregs if c.name == MEAS_REGISTER)
     for q in student.readout_qubits:
@@ -80,7 +85,7 @@ class ReadoutInterpret:
     readout_qubits: tuple[int, ...]
 
     def __call__(self, value: int) -> int:
-        return sum(((int(value) >> q) & 1) << j for j, q in enumerate(self.readout_qubits))
+        return int(outcome_index(int(value), self.readout_qubits))
 
 
 @dataclass
@@ -95,8 +100,6 @@ class QNNParts:
 
 def _exact_primitive(student: Any) -> Any:
     """The engine's exact primitive (:mod:`qkd_qiskit.primitives`): estimator for ``z``, sampler else."""
-    from .primitives import EngineEstimator, EngineSampler
-
     return EngineEstimator() if student.readout == "z" else EngineSampler()
 
 
@@ -128,18 +131,27 @@ def qnn_parts(student: Any, backend: Backend, mode: Any = None) -> QNNParts:
         if z:
             obs = [o.apply_layout(t.circuit.layout) for o in student.observables()]
             return QNNParts(t.circuit, obs, prim, 1 / math.sqrt(backend.profile.shots))
-        circuit = t.circuit.copy()
-        circuit._layout = None  # counts are keyed by the ``meas`` register, not by physical qubits
-        return QNNParts(circuit, None, prim, 0.0)
+        return QNNParts(without_layout(t.circuit), None, prim, 0.0)
     raise TypeError(f"qnn_parts: unsupported backend {type(backend).__name__}")
+
+
+def without_layout(circuit: QuantumCircuit) -> QuantumCircuit:
+    """The same instructions on the same (physical) qubits, with no transpiler layout attached.
+
+    ``SamplerQNN`` maps sampled bits back through ``circuit.layout`` when there is one (pinned by a
+    test); our ``interpret`` already reads the ``meas`` register, whose bits are keyed by virtual
+    qubit, so the layout must not be applied twice. ``compose`` into a fresh circuit is the public
+    way to drop it.
+    """
+    out = QuantumCircuit(*circuit.qregs, *circuit.cregs, name=circuit.name, global_phase=circuit.global_phase)
+    out.compose(circuit, inplace=True)
+    return out
 
 
 def _gradient(parts: QNNParts, gradient: Gradient, seed: int | None) -> Any:
     """Gradient on the same primitive: the engine's exact autograd gradient (``auto`` on the exact
     primitives), parameter shift (``auto`` elsewhere, or asked for) or SPSA (qiskit-machine-learning)."""
     from qiskit_machine_learning import gradients as g
-
-    from .primitives import EngineEstimator, EngineEstimatorGradient, EngineSampler, EngineSamplerGradient
 
     z = parts.observables is not None
     if gradient == "auto" and isinstance(parts.primitive, (EngineEstimator, EngineSampler)):
@@ -175,6 +187,37 @@ def build_qnn(student: Any, backend: Backend, gradient: Gradient = "auto", seed:
 # --------------------------------------------------------------------------------------------------
 
 
+class QNNFunction(torch.autograd.Function):
+    """Autograd over a QNN's public ``forward`` / ``backward``: inputs ``(B, n_in)`` and one weight
+    vector ``(n_w,)`` -> outputs ``(B, n_out)`` (float32, as ``TorchConnector`` returns them).
+
+    Ours rather than ``TorchConnector``'s internal function (a private name of
+    qiskit-machine-learning that may change on any upgrade); the arithmetic is the same as the
+    connector's dense path: the QNN's Jacobians contracted with the incoming gradient.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, inputs: torch.Tensor, weights: torch.Tensor, qnn: Any) -> torch.Tensor:
+        if inputs.dim() != 2 or inputs.shape[1] != qnn.num_inputs:
+            raise ValueError(f"QNNFunction: expected inputs (B, {qnn.num_inputs}), got {tuple(inputs.shape)}")
+        ctx.qnn = qnn
+        ctx.save_for_backward(inputs, weights)
+        out = qnn.forward(inputs.detach().cpu().numpy(), weights.detach().cpu().numpy())
+        return torch.as_tensor(out, dtype=torch.float).to(inputs.device)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple:  # type: ignore[override]
+        inputs, weights = ctx.saved_tensors
+        g_in, g_w = ctx.qnn.backward(inputs.detach().cpu().numpy(), weights.detach().cpu().numpy())
+        go = grad_output.detach().cpu()
+        d_in = d_w = None
+        if g_in is not None:  # (B, n_out, n_in)
+            d_in = torch.einsum("ab,abc->ac", go, torch.as_tensor(g_in, dtype=torch.float)).to(inputs.device)
+        if g_w is not None:  # (B, n_out, n_w)
+            d_w = torch.einsum("ab,abc->c", go, torch.as_tensor(g_w, dtype=torch.float)).to(weights.device)
+        return d_in, d_w, None
+
+
 class RowConnector(TorchConnector):
     """A ``TorchConnector`` whose weights are given per call: row ``m`` of the ensemble's Parameter.
 
@@ -183,17 +226,14 @@ class RowConnector(TorchConnector):
     """
 
     def forward(self, input_data: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
-        from qiskit_machine_learning.connectors.torch_connector import _TorchNNFunction
-
         w = self.weight if weights is None else weights
-        return _TorchNNFunction.apply(input_data, w, self.neural_network, self.sparse)
+        return QNNFunction.apply(input_data, w, self.neural_network)
 
 
 class QNNLayer(nn.Module):
     """``M`` copies of a student circuit on a backend: features (M, B, F) -> read-out (M, B, n_out).
 
-    Weights are initialised exactly as the engine's ``QuantumLayer`` (uniform in [0, 2 pi) from
-    ``generators[m]``), so a QNN student and an engine student built from the same generators
+    Weights are initialised as the engine's ``QuantumLayer`` (:func:`~qkd_qiskit.circuits.initial_weights`), so a QNN student and an engine student built from the same generators
     start from the same point.
     """
 
@@ -206,9 +246,7 @@ class QNNLayer(nn.Module):
         self.student = student
         self.backend = backend
         self.gradient = gradient
-        n_w = len(student.weight_params)
-        init = torch.stack([torch.rand(n_w, generator=g, dtype=torch.float64) for g in gens]) * (2 * math.pi)
-        self.weights = nn.Parameter(init.to(dtype))
+        self.weights = nn.Parameter(initial_weights(len(student.weight_params), gens, dtype))
         self._connectors: list[RowConnector] | None = None
         self._mode: Any = None
 
@@ -241,46 +279,3 @@ class QNNLayer(nn.Module):
         angles = torch.as_tensor(np.asarray(angles)).reshape(m, b, -1)
         outs = [conn(angles[i], self.weights[i]) for i, conn in enumerate(self.connectors())]
         return torch.stack(outs).to(self.weights.dtype)
-
-
-class QNNStudent(nn.Module):
-    """Hybrid student over a backend: :class:`QNNLayer` then the same head as ``HybridStudent``."""
-
-    def __init__(self, student: Any, n_classes: int, generators: Sequence[torch.Generator],
-                 dtype: torch.dtype = torch.float32, head_hidden: Sequence[int] = (),
-                 backend: str | Profile | Backend | None = None, gradient: Gradient = "auto"):
-        super().__init__()
-        from .models import EnsembleMLP
-
-        if gradient not in ("auto", "param_shift", "spsa"):
-            raise ValueError(f"options.gradient: must be auto, param_shift or spsa, got {gradient!r}")
-        be = backend if isinstance(backend, Backend) else prepare_backend(backend, [student])
-        self.student = student
-        self.quantum = QNNLayer(student, len(generators), generators, dtype, be, gradient)
-        self.head = EnsembleMLP([student.n_outputs, *head_hidden, n_classes], generators, dtype)
-
-    @classmethod
-    def build(cls, name: str, n_features: int, n_classes: int, generators: Sequence[torch.Generator],
-              dtype: torch.dtype = torch.float32, backend: str | Profile | Backend | None = None,
-              gradient: Gradient = "auto", qubits: int | None = None, layers: int = 5,
-              head_hidden: Sequence[int] = ()) -> "QNNStudent":
-        """By architecture name, with the defaults of the model registry (qubits = ceil(log2 F))."""
-        from .circuits import build_student
-
-        n_qubits = qubits or max(1, math.ceil(math.log2(n_features)))
-        student = build_student(name, n_qubits=n_qubits, layers=layers, n_features=n_features)
-        return cls(student, n_classes, generators, dtype, head_hidden, backend, gradient)
-
-    @classmethod
-    def from_hybrid(cls, hybrid: nn.Module, backend: str | Profile | Backend | None,
-                    gradient: Gradient = "auto") -> "QNNStudent":
-        """A QNN student with the weights of an engine ``HybridStudent`` (same circuit, same order)."""
-        m = hybrid.quantum.weights.shape[0]
-        sizes = [layer.weight.shape[1] for layer in hybrid.head.layers] + [hybrid.head.layers[-1].weight.shape[2]]
-        net = cls(hybrid.student, sizes[-1], [torch.Generator() for _ in range(m)], hybrid.quantum.weights.dtype,
-                  sizes[1:-1], backend, gradient)
-        net.load_state_dict(hybrid.state_dict())
-        return net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.quantum(x))

@@ -37,22 +37,23 @@ def basis_bits(n: int) -> np.ndarray:
     return (idx[:, None] >> np.arange(n)[None, :]) & 1
 
 
-def outcome_index(values: Any, qubits: Sequence[int]) -> np.ndarray:
-    """Outcome index ``sum_j bit_{qubits[j]}(value) << j`` of integer basis/register values."""
+def remap_bits(values: Any, moves: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Integers built from bit ``src`` of each value placed at bit ``dst``, for every ``(src, dst)``."""
     values = np.asarray(values, dtype=np.int64)
     out = np.zeros_like(values)
-    for j, q in enumerate(qubits):
-        out |= ((values >> q) & 1) << j
+    for src, dst in moves:
+        out |= ((values >> src) & 1) << dst
     return out
+
+
+def outcome_index(values: Any, qubits: Sequence[int]) -> np.ndarray:
+    """Outcome index ``sum_j bit_{qubits[j]}(value) << j`` of integer basis/register values."""
+    return remap_bits(values, [(q, j) for j, q in enumerate(qubits)])
 
 
 def spread_index(outcomes: Any, positions: Sequence[int]) -> np.ndarray:
     """Inverse of :func:`outcome_index`: put bit ``j`` of each outcome at bit ``positions[j]``."""
-    outcomes = np.asarray(outcomes, dtype=np.int64)
-    out = np.zeros_like(outcomes)
-    for j, p in enumerate(positions):
-        out |= ((outcomes >> j) & 1) << p
-    return out
+    return remap_bits(outcomes, [(j, p) for j, p in enumerate(positions)])
 
 
 def z_signs(k: int) -> np.ndarray:
@@ -96,6 +97,22 @@ def counts_distribution(counts: dict[str, float], qubits: Sequence[int], n_qubit
         value = int(key.replace(" ", "")[-n_qubits:], 2)
         probs[int(outcome_index(value, qubits))] += c
     return probs / probs.sum()
+
+
+def bits_distribution(bits: Any, qubits: Sequence[int]) -> np.ndarray:
+    """Empirical read-out probabilities ``(N, 2^k)`` from a sampler's ``meas`` ``BitArray`` of shape
+    ``(N,)``; only the bits of ``qubits`` are kept.
+
+    Example:
+        >>> from qiskit.primitives import BitArray
+        >>> bits = BitArray.from_samples(["10", "10", "10", "01"], num_bits=2).reshape(1, 4)
+        >>> bits_distribution(bits, qubits=(1,)).tolist()
+        [[0.25, 0.75]]
+    """
+    flags = np.asarray(bits.to_bool_array(order="little"), dtype=np.int64)  # (N, shots, n): [..., q] = meas[q]
+    outcomes = outcome_index(flags @ (1 << np.arange(flags.shape[-1])), qubits)
+    counts = np.stack([np.bincount(row, minlength=2 ** len(qubits)) for row in outcomes.reshape(-1, flags.shape[-2])])
+    return counts / counts.sum(1, keepdims=True)
 
 
 def measured_never_reused(circuit: Any) -> bool:

@@ -12,65 +12,17 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import wilcoxon
 
+from .atomic import atomic_write_bytes, atomic_write_csv, atomic_write_text
 from .config import parse_config
-from .experiments import plan_units
-from .results import RunDir, atomic_write_bytes, atomic_write_csv, atomic_write_text
+from .rundir import RunDir, plan_units
+from .summaries import grid_summary, paired_kd_tests, run_summary
 
 SUMMARY_COLUMNS = ["model", "kd", "mean_f1", "var_f1", "std_f1", "n_params", "n_seeds", "mean_epochs",
                    "mean_accuracy", "mean_f1_weighted"]
-
-
-def group_rows(rows: list[dict]) -> dict[tuple, list[dict]]:
-    """Result rows by (model, role, kd), in first-seen order: one group per summary line."""
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in rows:
-        groups[(r["model"], r["role"], bool(r["kd"]))].append(r)
-    return groups
-
-
-def summarize(rows: list[dict]) -> list[dict]:
-    """Mean, variance (ddof=1) and std of test macro-F1 per (model, kd), in first-seen order."""
-    out = []
-    for (model, role, kd), rs in group_rows(rows).items():
-        f1 = np.array([r["f1_macro"] for r in rs], dtype=float)
-        var = float(f1.var(ddof=1)) if len(f1) > 1 else 0.0
-        out.append({"model": model if role == "student" else f"{model} (teacher)", "kd": kd,
-                    "mean_f1": float(f1.mean()), "var_f1": var, "std_f1": math.sqrt(var),
-                    "n_params": int(rs[0]["n_params"]), "n_seeds": len(rs),
-                    "mean_epochs": float(np.mean([r["epochs_trained"] for r in rs])),
-                    "mean_accuracy": float(np.mean([r["accuracy"] for r in rs])),
-                    "mean_f1_weighted": float(np.mean([r["f1_weighted"] for r in rs]))})
-    return out
-
-
-def paired_kd_tests(rows: list[dict]) -> list[dict]:
-    """Per student: KD-minus-noKD macro-F1 over the seeds having both, with a Wilcoxon signed-rank p."""
-    by = defaultdict(dict)
-    for r in rows:
-        if r["role"] == "student":
-            by[r["model"]][(bool(r["kd"]), int(r["seed"]))] = float(r["f1_macro"])
-    tests = []
-    for model, vals in by.items():
-        seeds = sorted(s for kd, s in vals if kd and (False, s) in vals)
-        if not seeds:
-            continue
-        diff = np.round([vals[(True, s)] - vals[(False, s)] for s in seeds], 12) + 0.0  # no "-0.0"
-        if np.allclose(diff, 0):
-            p, note = 1.0, "all paired differences are zero"
-        elif len(seeds) < 2:
-            p, note = float("nan"), "one seed: no test"
-        else:
-            p, note = float(wilcoxon(diff, zero_method="zsplit").pvalue), ""
-        tests.append({"model": model, "n_pairs": len(seeds), "mean_diff": float(diff.mean()),
-                      "median_diff": float(np.median(diff)), "std_diff": float(diff.std(ddof=1)) if len(diff) > 1 else 0.0,
-                      "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()), "p_wilcoxon": p, "note": note})
-    return tests
 
 
 def missing_units(run: RunDir) -> list[str]:
@@ -164,7 +116,7 @@ def write_report(run_dir: str | Path) -> dict:
         raise ValueError(f"RUN_DIR: {run.root} holds no finished units (is it a qkd run directory?)")
     rows = _in_config_order(run, run.results())
     run.write_results_csv()
-    summary = summarize(rows)
+    summary = run_summary(rows)
     tests = paired_kd_tests(rows)
     missing = missing_units(run)
     atomic_write_csv(run.root / "summary.csv", summary, SUMMARY_COLUMNS)
@@ -186,25 +138,6 @@ HASAN_PAPER_ERRORS = {("mnist", 4): 0.22, ("mnist", 8): 0.10, ("fashion_mnist", 
 
 HASAN_COLUMNS = ["student", "qubits", "reduction", "encoding", "kd", "mean_accuracy", "std_accuracy",
                  "mean_f1", "n_seeds", "n_params", "mean_epochs"]
-
-
-def hasan_summary(rows: list[dict], config: dict) -> list[dict]:
-    """Test accuracy mean and std (ddof=1) over seeds per grid cell (student entry) and KD setting,
-    with the cell's qubits / reduction / encoding from the run's config; the teacher first."""
-    cells = {st.get("name") or st["model"]: st.get("options", {}) for st in config["students"]}
-    out = []
-    for (label, role, kd), rs in group_rows(rows).items():
-        acc = np.array([r["accuracy"] for r in rs], dtype=float)
-        opts = cells.get(label, {}) if role == "student" else {}
-        out.append({"student": label if role == "student" else f"{label} (teacher)",
-                    "qubits": opts.get("qubits", ""), "reduction": opts.get("reduction", ""),
-                    "encoding": opts.get("encoding", ""), "kd": kd, "mean_accuracy": float(acc.mean()),
-                    "std_accuracy": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
-                    "mean_f1": float(np.mean([r["f1_macro"] for r in rs])), "n_seeds": len(rs),
-                    "n_params": int(rs[0]["n_params"]),
-                    "mean_epochs": float(np.mean([r["epochs_trained"] for r in rs]))})
-    return sorted(out, key=lambda s: (s["qubits"] != "", str(s["qubits"]), str(s["reduction"]),
-                                      str(s["encoding"]), s["kd"]))
 
 
 def hasan_markdown(summary: list[dict], dataset: str, missing: list[str]) -> str:
@@ -294,7 +227,7 @@ def write_hasan_report(run_dir: str | Path) -> dict:
         raise ValueError(f"RUN_DIR: {run.root} holds no finished units (is it a qkd run directory?)")
     config = json.loads(run.manifest.read_text())["config"]
     dataset = config["data"]["name"]
-    summary = hasan_summary(run.results(), config)
+    summary = grid_summary(run.results(), config)
     missing = missing_units(run)
     atomic_write_csv(run.root / "hasan_summary.csv", summary, HASAN_COLUMNS)
     atomic_write_text(run.root / "hasan_summary.md", hasan_markdown(summary, dataset, missing))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qkd_qiskit.images import IDX_FILES, write_idx
+from qkd_qiskit.data.files import IDX_FILES, write_idx
 
 
 def load_bundle() -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
-import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,3 +23,13 @@ def small_config_dict():
 def qkd_cmd(*args: str) -> list[str]:
     """The installed console script, run with this interpreter."""
     return [sys.executable, "-m", "qkd_qiskit.cli", *args]
+
+
+@pytest.fixture
+def small_batch():
+    """``make(student, n=6, seed=0) -> (weights, angles)``: random weights and N binary-ish inputs."""
+    def make(student, n=6, seed=0):
+        rng = np.random.default_rng(seed)
+        x = rng.integers(0, 2, (n, student.n_features)).astype(float) + 0.05
+        return rng.uniform(0, 2 * np.pi, len(student.weight_params)), np.asarray(student.input_angles(x))
+    return make

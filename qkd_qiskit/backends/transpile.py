@@ -1,0 +1,91 @@
+"""Transpiled circuits: one preset-pass-manager run per student circuit, its layouts and statistics,
+and the compaction of an ISA circuit onto the physical qubits it actually uses.
+
+Example:
+    >>> from qiskit import QuantumCircuit
+    >>> qc = QuantumCircuit(5, 1)
+    >>> _ = qc.h(3); _ = qc.cx(3, 1); _ = qc.measure(1, 0)
+    >>> active_qubits(qc)
+    [1, 3]
+    >>> small, clbit_qubit = compact(qc, [1, 3])
+    >>> small.num_qubits, clbit_qubit
+    (2, {0: 0})
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from qiskit import QuantumCircuit
+
+SKIP = frozenset({"barrier", "delay"})
+"""Instructions that neither make a qubit active nor survive compaction."""
+
+
+@dataclass(frozen=True)
+class Transpiled:
+    """A student circuit transpiled once to a device ISA, with what reports need about it."""
+
+    circuit: QuantumCircuit
+    layout: tuple[int, ...]
+    """Physical qubit of each virtual qubit at the start (``initial_index_layout``)."""
+    final_layout: tuple[int, ...]
+    """Physical qubit holding each virtual qubit at the end (after routing)."""
+
+    @property
+    def depth(self) -> int:
+        return self.circuit.depth()
+
+    @property
+    def two_qubit_gates(self) -> int:
+        return self.circuit.num_nonlocal_gates()
+
+    def stats(self) -> dict[str, Any]:
+        """Depth, two-qubit gate count and layouts, for manifests and dry runs."""
+        return {"depth": self.depth, "two_qubit_gates": self.two_qubit_gates,
+                "layout": list(self.layout), "final_layout": list(self.final_layout),
+                "ops": {k: int(v) for k, v in self.circuit.count_ops().items()}}
+
+
+def transpile_once(circuit: QuantumCircuit, pass_manager: Any) -> Transpiled:
+    """Run the preset pass manager and record the layouts (a circuit without device is kept as is)."""
+    if pass_manager is None:
+        n = circuit.num_qubits
+        return Transpiled(circuit, tuple(range(n)), tuple(range(n)))
+    isa = pass_manager.run(circuit)
+    if isa.layout is None:
+        n = circuit.num_qubits
+        return Transpiled(isa, tuple(range(n)), tuple(range(n)))
+    return Transpiled(isa, tuple(isa.layout.initial_index_layout(filter_ancillas=True)),
+                      tuple(isa.layout.final_index_layout(filter_ancillas=True)))
+
+
+def active_qubits(circuit: QuantumCircuit) -> list[int]:
+    """Physical qubits that any instruction (other than barrier/delay) touches, sorted."""
+    return sorted({circuit.find_bit(q).index for inst in circuit.data
+                   if inst.operation.name not in SKIP for q in inst.qubits})
+
+
+def compact(circuit: QuantumCircuit, qubits: Sequence[int], drop_measures: bool = False
+            ) -> tuple[QuantumCircuit, dict[int, int]]:
+    """``circuit`` restricted to ``qubits`` (renumbered 0..k-1), clbits kept; returns the clbit map.
+
+    The map sends each clbit index to the compact qubit last measured into it, which is where a
+    read-out qubit ends up after routing. Measurements are dropped with ``drop_measures``.
+    """
+    pos = {p: i for i, p in enumerate(qubits)}
+    out = QuantumCircuit(len(qubits), name=circuit.name)
+    for creg in circuit.cregs:
+        out.add_register(creg)
+    measured: dict[int, int] = {}
+    for inst in circuit.data:
+        if inst.operation.name in SKIP:
+            continue
+        qs = [pos[circuit.find_bit(q).index] for q in inst.qubits]
+        if inst.operation.name == "measure":
+            measured[circuit.find_bit(inst.clbits[0]).index] = qs[0]
+            if drop_measures:
+                continue
+        out.append(inst.operation, qs, inst.clbits)
+    return out, measured

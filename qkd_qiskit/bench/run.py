@@ -1,0 +1,105 @@
+"""``run_bench``: every measurement in one process, printed as a table or JSON."""
+
+from __future__ import annotations
+
+import json as _json
+import os
+import platform
+import sys
+from typing import Any
+
+import torch
+
+from ..circuits import build_student
+from .paths import bench_engine, bench_ours_qnn, bench_stock
+from .pennylane import bench_pennylane
+from .scaling import run300, scaling
+from .timing import BATCH, LAYERS, N_CLASSES, N_QUBITS, N_SEEDS
+
+
+# --------------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------------
+
+
+def run_bench(quick: bool = False, json: bool = False, threads: int | None = 1) -> dict:
+    """Run all measurements; print a table (or JSON with ``json=True``) and return the dict.
+
+    ``quick`` shortens every measurement (and stops the scaling table at 10 qubits) so the whole
+    run takes about a minute; the stock qiskit paths still cost several seconds per sample.
+    ``threads``: torch intra-op threads for every path (1 is fastest for these small tensors).
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    student = build_student("hea", N_QUBITS, LAYERS)
+    steps: dict[str, Any] = {}
+    steps.update(bench_engine(student, quick))
+    steps.update(bench_ours_qnn(student, quick))
+    steps.update(bench_pennylane(student, quick))
+    steps.update(bench_stock(student, quick))
+    base = steps["engine_1"]
+    for res in steps.values():
+        if "median_ms" in res:
+            res["ratio_vs_engine_1"] = res.get("per_sample_ms", res["median_ms"]) / base["per_sample_ms"]
+    result = {
+        "config": {"student": "hea", "qubits": N_QUBITS, "layers": LAYERS, "batch": BATCH,
+                   "readouts": len(student.readout_qubits), "head": f"linear {student.n_outputs}->{N_CLASSES}",
+                   "step": "zero_grad + forward + cross-entropy + backward + Adam",
+                   "torch": torch.__version__, "threads": torch.get_num_threads(),
+                   "cpu_count": os.cpu_count(), "python": platform.python_version(), "quick": quick},
+        "steps": steps,
+        "scaling": scaling(quick),
+        "run300": run300(steps, quick),
+    }
+    if json:
+        print(_json.dumps(result, indent=2, default=float))
+    else:
+        print_report(result)
+    return result
+
+
+def print_report(result: dict) -> None:
+    cfg = result["config"]
+    print(f"Student: {cfg['student']} {cfg['qubits']} qubits x {cfg['layers']} layers, batch {cfg['batch']}, "
+          f"{cfg['readouts']} <Z> + {cfg['head']}; torch {cfg['torch']}, {cfg['threads']} thread(s)")
+    print(f"Step = {cfg['step']}. Ratio = per-sample time / engine_1's per-sample time.\n")
+    print(f"{'path':32s} {'median ms/step':>15s} {'ms/sample':>12s} {'x engine_1':>12s}")
+    for name, res in result["steps"].items():
+        if "skipped" in res:
+            print(f"{name:32s} skipped: {res['skipped']}")
+            continue
+        per = res.get("per_sample_ms", float("nan"))
+        note = f"  (per model {res['per_model_ms']:.3f} ms)" if res.get("models", 1) > 1 else ""
+        note += f"  (batch {res['batch']})" if "batch" in res else ""
+        print(f"{name:32s} {res['median_ms']:15.3f} {per:12.5f} {res['ratio_vs_engine_1']:12.1f}{note}")
+    steps = result["steps"]
+    e1 = steps["engine_1"]["median_ms"]
+    if "median_ms" in steps.get("pennylane", {}):
+        print(f"\nPennyLane step / engine step: {steps['pennylane']['median_ms'] / e1:.1f}x "
+              f"(outputs agree to {steps['pennylane']['max_abs_diff_vs_engine']:.1e})")
+    for key in ("qnn_stock_statevector", "qnn_aer_param_shift"):
+        if "per_sample_ms" in steps.get(key, {}):
+            ratio = steps[key]["per_sample_ms"] / steps["engine_1"]["per_sample_ms"]
+            print(f"{key} per sample / engine per sample: {ratio:.0f}x")
+    q32, q64 = steps["qnn_engine_primitives_f32"]["median_ms"], steps["qnn_engine_primitives"]["median_ms"]
+    print(f"TorchConnector + engine primitives / engine step of the same dtype: {q32 / e1:.1f}x (float32), "
+          f"{q64 / steps['engine_1_f64']['median_ms']:.1f}x (float64; {q64 / e1:.1f}x the float32 engine)")
+    print("\nScaling (one model, forward + backward, batch 32, HEA 5 layers):")
+    print(f"{'qubits':>6s} {'mode':>9s} {'step ms':>10s} {'saved MB':>10s} {'rss+ MB':>9s} {'state MB':>9s}")
+    for row in result["scaling"]:
+        if "skipped" in row:
+            print(f"{row['qubits']:6d} {row['mode']:>9s}   skipped: {row['skipped']}")
+        else:
+            print(f"{row['qubits']:6d} {row['mode']:>9s} {row['step_ms']:10.2f} {row['autograd_saved_MB']:10.1f} "
+                  f"{row['maxrss_growth_MB']:9.1f} {row['state_MB']:9.2f}")
+    r = result["run300"]
+    print(f"\n300-epoch run, per model with {N_SEEDS} seeds batched ({r['steps_per_model']} steps): "
+          f"estimate {r['estimate_s_per_model_engine_12']:.2f} s (raw features), "
+          f"{r['estimate_s_per_model_engine_12_encoded']:.2f} s (encoded inputs)")
+    print(f"measured with the trainer ({r['measured_epochs']} epochs, extrapolated, validation included): "
+          f"{r[f'trainer_{N_SEEDS}_models_s_per_model_300_epochs']:.2f} s per model with {N_SEEDS} models "
+          f"batched, {r[f'trainer_{2 * N_SEEDS}_models_s_per_model_300_epochs']:.2f} s with {2 * N_SEEDS} "
+          "(12 seeds x KD off/on, as qkd run batches them)")
+    if "pennylane_estimate_s_per_model" in r:
+        print(f"PennyLane, same run: {r['pennylane_estimate_s_per_model']:.0f} s per model")
+    sys.stdout.flush()

@@ -1,0 +1,167 @@
+"""Trained students of a run directory, rebuilt: the one home for turning ``units/*/checkpoint.pt``
+back into models (circuit, weights, head and reduction), used by training (the teacher's logits),
+noisy evaluation and hardware jobs alike.
+
+A model is rebuilt exactly as training built it: the same registry builder, options and
+initialisation generators, then the saved per-model states are loaded.
+
+Example:
+    >>> run, cfg, data = load_run("runs/piperno2024")            # doctest: +SKIP
+    >>> group = quantum_groups(run, cfg)[0]                       # doctest: +SKIP
+    >>> net = load_group(run, cfg, data, group)                   # doctest: +SKIP
+    >>> angles = circuit_angles(net, data.x_test)                 # (M, N, n_inputs)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .catalog import QUANTUM_STUDENT_MODELS
+from .config import ExperimentConfig, parse_config
+from .data import Dataset, load_dataset
+from .models import NEEDS_IMAGE_SHAPE, build_model, load_model_states
+from .rundir import RunDir, Unit
+
+QNN_OPTIONS = ("backend", "gradient")
+"""Student options that only choose how a circuit was trained, not what it is (dropped on rebuild)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Building models for units
+# --------------------------------------------------------------------------------------------------
+
+
+def init_generators(model: str, seeds: Sequence[int]) -> list[torch.Generator]:
+    """Initialisation generators: one per seed, independent of which other seeds share the batch."""
+    offset = sum(ord(c) for c in model) * 1009
+    return [torch.Generator().manual_seed(int(s) * 100003 + offset) for s in seeds]
+
+
+def torch_dtype(cfg: ExperimentConfig) -> torch.dtype:
+    return torch.float64 if cfg.dtype == "float64" else torch.float32
+
+
+def torch_device(cfg: ExperimentConfig) -> torch.device:
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: cuda requested but no CUDA device is available")
+    return torch.device(cfg.device)
+
+
+def build_for_units(cfg: ExperimentConfig, data: Dataset, model: str, options: dict,
+                    seeds: Sequence[int], label: str | None = None) -> torch.nn.Module:
+    """Ensemble of ``model`` for ``seeds``; ``label`` (a student entry's name, default ``model``) seeds
+    the initialisation. Image models get the dataset's ``image_shape``."""
+    if model in NEEDS_IMAGE_SHAPE and data.image_shape is not None:
+        options = {**options, "image_shape": data.image_shape}
+    net = build_model(model, data.n_features, data.n_classes, init_generators(label or model, seeds),
+                      torch_dtype(cfg), **options)
+    return net.to(torch_device(cfg))
+
+
+def model_of(cfg: ExperimentConfig, label: str) -> tuple[str, dict]:
+    """Registry model and options of a student unit label (a student entry's name or model)."""
+    for st in cfg.students:
+        if st.label == label:
+            return st.model, st.options
+    return label, {}
+
+
+def unit_model(cfg: ExperimentConfig, unit: Unit) -> str:
+    """Registry model of a unit (the teacher's, or its student entry's)."""
+    return model_of(cfg, unit.model)[0] if unit.role == "student" else cfg.teacher.model
+
+
+def load_trained(run: RunDir, units: Sequence[Unit], cfg: ExperimentConfig, data: Dataset,
+                 options: dict) -> torch.nn.Module:
+    """Rebuild the ensemble of finished ``units`` (same model) from their checkpoints."""
+    net = build_for_units(cfg, data, unit_model(cfg, units[0]), options, [u.seed for u in units], units[0].model)
+    return load_model_states(net, [run.load_checkpoint(u)["state"] for u in units])
+
+
+# --------------------------------------------------------------------------------------------------
+# Trained quantum students of a run
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuantumGroup:
+    """The finished units of one (quantum student entry, kd) pair, loaded together as one ensemble.
+
+    ``label`` is the student entry's name (unit folders and result rows use it); ``model`` is its
+    registry model (``hea``, ``q2``, ``hasan``, ...)."""
+
+    label: str
+    model: str
+    kd: bool
+    options: dict
+    units: tuple[Unit, ...]
+
+
+def load_run(run_dir: str | Path) -> tuple[RunDir, ExperimentConfig, Dataset]:
+    """The run folder, its resolved config (from ``manifest.json``) and its dataset."""
+    run = RunDir(run_dir)
+    if not run.manifest.is_file():
+        raise ValueError(f"run: {run.root} has no manifest.json (not a `qkd run` output folder)")
+    cfg = parse_config(run.read_manifest()["config"], str(run.manifest))
+    return run, cfg, load_dataset(cfg.data.name, **cfg.data.loader_options())
+
+
+def quantum_groups(run: RunDir, cfg: ExperimentConfig, students: Sequence[str] | None = None) -> list[QuantumGroup]:
+    """Finished quantum-student units of the run, grouped by (student entry, kd); raises if none.
+
+    ``students`` keeps only the named student entries (labels); an unknown name is an error."""
+    labels = [st.label for st in cfg.students if st.model in QUANTUM_STUDENT_MODELS]
+    unknown = sorted(set(students or ()) - set(labels))
+    if unknown:
+        raise ValueError(f"students: {', '.join(unknown)} not among the run's quantum students "
+                         f"({', '.join(labels) or 'none'})")
+    groups = []
+    for st in cfg.students:
+        if st.model not in QUANTUM_STUDENT_MODELS or (students and st.label not in students):
+            continue
+        options = {k: v for k, v in st.options.items() if k not in QNN_OPTIONS}
+        for kd in st.kd:
+            units = tuple(u for s in cfg.seeds if run.is_done(u := Unit(st.label, kd, s)))
+            if units:
+                groups.append(QuantumGroup(st.label, st.model, kd, options, units))
+    if not groups:
+        raise ValueError(f"run: {run.root} holds no trained quantum student "
+                         f"(models: {', '.join(QUANTUM_STUDENT_MODELS)})")
+    return groups
+
+
+def load_group(run: RunDir, cfg: ExperimentConfig, data: Dataset, group: QuantumGroup) -> torch.nn.Module:
+    """The exact-engine ensemble of a group's units, weights from their checkpoints."""
+    return load_trained(run, list(group.units), cfg, data, dict(group.options)).eval()
+
+
+def group_student(cfg: ExperimentConfig, data: Dataset, group: QuantumGroup) -> Any:
+    """The group's :class:`~qkd_qiskit.circuits.StudentCircuit`, built exactly as training built it
+    (same registry builder and options; no weights are loaded)."""
+    return build_for_units(cfg, data, group.model, dict(group.options), [0], group.label).quantum.student
+
+
+def circuit_angles(net: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+    """Input-parameter values ``(M, N, n_inputs)`` of each model of an ensemble for features ``x``.
+
+    The circuit embeds ``net.circuit_features(x)``: the raw features for Piperno students, the
+    output of the (possibly trained, per-model) reduction for image students."""
+    m = net.quantum.weights.shape[0]
+    xt = torch.as_tensor(np.asarray(x, dtype=np.float64)).unsqueeze(0).expand(m, -1, -1)
+    with torch.no_grad():
+        feats = net.circuit_features(xt).double().cpu().numpy()
+    return np.stack([np.asarray(net.quantum.student.input_angles(f), dtype=np.float64) for f in feats])
+
+
+def head_logits(net: torch.nn.Module, m: int, readouts: np.ndarray) -> np.ndarray:
+    """Logits (N, C) of model ``m``'s classical head applied to given circuit readouts (N, n_out)."""
+    ref = next(net.head.parameters())
+    x = torch.zeros(net.quantum.weights.shape[0], *readouts.shape, dtype=ref.dtype)
+    x[m] = torch.as_tensor(readouts, dtype=ref.dtype)
+    with torch.no_grad():
+        return net.head(x)[m].double().numpy()
