@@ -9,12 +9,21 @@ from typing import Optional
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,  # plain help: no <bool>
                   help="Classical-to-quantum knowledge distillation with Qiskit students.")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .shipped import package_version
+
+        typer.echo(f"qkd-qiskit {package_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print the installed qkd-qiskit version and exit.")) -> None:
     """Classical-to-quantum knowledge distillation with Qiskit students."""
 
 
@@ -25,23 +34,26 @@ def fail(message: str) -> None:
 
 
 @app.command()
-def run(config: Path = typer.Argument(..., help="Experiment config (YAML)."),
+def run(config: Path = typer.Argument(..., help="Experiment config (YAML), or the name of a shipped one "
+                                      "(`qkd configs`)."),
         out: Path = typer.Option(..., "--out", help="Run directory; an existing one is resumed."),
         progress: bool = typer.Option(True, help="Show progress bars.")) -> None:
     """Train every (model, kd, seed) of CONFIG into OUT, skipping units already finished there."""
     from .config import ConfigError, load_config
     from .experiments import run_experiment
+    from .studies import resolve_config_path
 
     try:
-        cfg = load_config(config)
+        cfg = load_config(resolve_config_path(config))
     except ConfigError as err:
         fail(str(err))
     try:
-        rows = run_experiment(cfg, out, progress=progress)
+        rows = run_experiment(cfg, out, progress=progress, log=typer.echo)
     except ValueError as err:
         fail(str(err))
     typer.echo(_summary_lines(rows))
-    typer.echo(f"wrote {out / 'results.csv'} ({len(rows)} rows)")
+    typer.echo(f"{out / 'results.csv'}: {len(rows)} rows")
+    typer.echo(f"next: qkd report {out}   (summary.csv, summary.md with paired KD tests, figure1.png)")
 
 
 @app.command()
@@ -74,7 +86,7 @@ def reproduce(study: str = typer.Argument(..., help="Study to reproduce: piperno
         fail(f"STUDY: unknown study {study!r} (known: {', '.join(STUDIES)})")
 
     try:
-        rows = run_experiment(study_config(study, quick, dataset), out, progress=progress)
+        rows = run_experiment(study_config(study, quick, dataset), out, progress=progress, log=typer.echo)
     except ValueError as err:
         fail(str(err))
     write_report(out)
@@ -96,7 +108,7 @@ def circuits(as_json: bool = typer.Option(False, "--json", help="Print a JSON li
              layers: int = typer.Option(5, min=1, help="Ansatz layers."),
              classes: int = typer.Option(3, min=2, help="Classes the head outputs.")) -> None:
     """Parameter accounting of every student architecture, with gate counts on fake IBM devices."""
-    from .circuit_report import architecture_table, draw_student, format_table
+    from .circuit_report import architecture_table, draw_student, format_table, omitted_note
     from .circuits import ARCHITECTURES
 
     if draw is not None:
@@ -110,6 +122,35 @@ def circuits(as_json: bool = typer.Option(False, "--json", help="Print a JSON li
     except ValueError as err:
         fail(str(err))
     typer.echo(json.dumps(rows, indent=2) if as_json else format_table(rows))
+    note = omitted_note(qubits)
+    if note:
+        typer.echo(note, err=as_json)  # keeps --json output parseable
+
+
+@app.command()
+def configs(as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table.")) -> None:
+    """List the shipped experiment configs: dataset, teacher, students, seeds, and how to run each."""
+    from .studies import config_table, format_config_table
+
+    rows = config_table()
+    typer.echo(json.dumps(rows, indent=2) if as_json else format_config_table(rows))
+
+
+@app.command()
+def backends(profile: Optional[str] = typer.Argument(None, help="Show one profile: a shipped name or a YAML file."),
+             as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """List the shipped backend profiles with their device's qubits and median errors (or show one)."""
+    from .backends import ProfileError
+    from .backends.listing import format_profile, format_profile_table, profile_summary, profile_table
+
+    try:
+        rows = profile_table() if profile is None else [profile_summary(profile)]
+    except ProfileError as err:
+        fail(str(err))
+    if as_json:
+        typer.echo(json.dumps(rows if profile is None else rows[0], indent=2))
+    else:
+        typer.echo(format_profile_table(rows) if profile is None else format_profile(rows[0]))
 
 
 _BACKEND_HELP = "Backend profile: a YAML file or a shipped name (backends/<name>.yaml)."
@@ -140,6 +181,27 @@ def evaluate(run_dir: Path = typer.Argument(..., help="A `qkd run` directory wit
         fail(redact(str(err)))
     typer.echo(format_summary(backend_summary(rows)))
     typer.echo(f"wrote {out / 'results.csv'} ({len(rows)} rows), summary.csv, manifest.json")
+
+
+@app.command()
+def calibrate(run_dir: Path = typer.Argument(..., help="A `qkd run` directory with trained quantum students."),
+              backend: str = typer.Option(..., "--backend", help=_BACKEND_HELP),
+              samples: int = typer.Option(300, "--samples", min=2, help="Training-split circuits per unit."),
+              val_samples: int = typer.Option(150, "--val-samples", min=2,
+                                              help="Validation-split circuits per unit (choose regularisation)."),
+              students: Optional[str] = typer.Option(None, "--students", help=_STUDENTS_HELP),
+              progress: bool = typer.Option(True, help="Show progress bars.")) -> None:
+    """Refit each quantum student's head on its noisy read-outs of training samples on a backend."""
+    from .backends import redact
+    from .calibrate import calibrate_run
+
+    try:
+        rows = calibrate_run(run_dir, backend, samples, val_samples, students=_names(students), progress=progress,
+                             log=typer.echo)
+    except ValueError as err:
+        fail(redact(str(err)))
+    typer.echo(f"wrote {run_dir}/calibration/<profile>/results.csv ({len(rows)} rows); "
+               f"`qkd evaluate {run_dir} --backend {backend} --out DIR` now adds calibrated scores")
 
 
 @app.command()

@@ -6,7 +6,8 @@ Runtime) - through the *same* classical head, so the two macro-F1 scores sit sid
 
 Output folder (resumable and atomic like ``qkd run``; a unit is finished iff its ``result.json``
 exists): ``units/<unit>/result.json``, ``results.csv`` (one row per unit), ``summary.csv``
-(mean/std per model x kd), ``manifest.json`` (backend, shots, seeds, device, transpilation stats).
+(mean/std per model x kd), ``exact_vs_backend.png`` (the summary as a figure), ``manifest.json``
+(backend, shots, seeds, device, transpilation stats).
 
 Trained students are rebuilt by :mod:`qkd_qiskit.trained`; summaries come from
 :mod:`qkd_qiskit.summaries`.
@@ -19,42 +20,43 @@ Example:
 from __future__ import annotations
 
 import time
-import zlib
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
-from .atomic import atomic_write_csv, atomic_write_json
+from .atomic import atomic_write_bytes, atomic_write_csv, atomic_write_json
 from .backends import Backend, Profile, prepare_backend
+from .calibrate import CalibratedHead, calibrated_logits, load_heads
 from .data import Dataset, stratified_subset
 from .distill import classification_metrics, predict_logits
-from .rundir import RunDir, Unit, finish_manifest, run_manifest
+from .progress import progress_bar
+from .rundir import RunDir, Unit, finish_manifest, run_manifest, unit_seed
 from .summaries import backend_summary
 from .trained import QuantumGroup, circuit_angles, group_student, head_logits, load_group, load_run, quantum_groups
 
-EVAL_COLUMNS = ["model", "kd", "seed", "backend", "f1_macro_exact", "f1_macro_backend", "f1_macro_delta",
-                "accuracy_exact", "accuracy_backend", "f1_weighted_exact", "f1_weighted_backend",
+EVAL_COLUMNS = ["model", "kd", "seed", "backend", "f1_macro_exact", "f1_macro_backend", "f1_macro_calibrated",
+                "f1_macro_delta", "accuracy_exact", "accuracy_backend", "accuracy_calibrated", "f1_weighted_exact", "f1_weighted_backend",
                 "prediction_agreement", "readout_mean_abs_error", "n_test", "shots", "sampling_seed",
                 "eval_seconds"]
 SUMMARY_COLUMNS = ["model", "kd", "seeds", "f1_exact_mean", "f1_exact_std", "f1_backend_mean", "f1_backend_std",
-                   "f1_delta_mean", "accuracy_exact_mean", "accuracy_backend_mean"]
-def sampling_seed(base: int | None, unit: Unit) -> int:
-    """A per-unit seed derived from the profile's seed, so units draw independent shot noise."""
-    return int(np.random.SeedSequence([base or 0, zlib.crc32(unit.key.encode())]).generate_state(1)[0])
-
-
+                   "f1_calibrated_mean", "f1_calibrated_std", "f1_delta_mean", "accuracy_exact_mean",
+                   "accuracy_backend_mean", "accuracy_calibrated_mean"]
 def unit_row(unit: Unit, backend: Backend, y: np.ndarray, n_classes: int, exact_logits: np.ndarray,
              backend_logits: np.ndarray, exact_out: np.ndarray, backend_out: np.ndarray, seconds: float,
-             seed: int | None) -> dict:
-    """Exact and backend metrics of one unit side by side."""
+             seed: int | None, calibrated_logits: np.ndarray | None = None) -> dict:
+    """Exact, backend (trained head on noisy read-outs) and, when the unit was calibrated on this
+    backend, calibrated (the refitted head on the same noisy read-outs) metrics side by side."""
     pe, pb = exact_logits.argmax(-1), backend_logits.argmax(-1)
     me, mb = classification_metrics(y, pe, n_classes), classification_metrics(y, pb, n_classes)
+    mc = None if calibrated_logits is None else classification_metrics(y, calibrated_logits.argmax(-1), n_classes)
     return {"model": unit.model, "role": unit.role, "kd": unit.kd, "seed": unit.seed, "backend": backend.name,
             "f1_macro_exact": me["f1_macro"], "f1_macro_backend": mb["f1_macro"],
+            "f1_macro_calibrated": None if mc is None else mc["f1_macro"],
             "f1_macro_delta": mb["f1_macro"] - me["f1_macro"],
             "accuracy_exact": me["accuracy"], "accuracy_backend": mb["accuracy"],
+            "accuracy_calibrated": None if mc is None else mc["accuracy"],
             "f1_weighted_exact": me["f1_weighted"], "f1_weighted_backend": mb["f1_weighted"],
             "prediction_agreement": float((pe == pb).mean()),
             "readout_mean_abs_error": float(np.abs(exact_out - backend_out).mean()),
@@ -71,21 +73,77 @@ def unit_row(unit: Unit, backend: Backend, y: np.ndarray, n_classes: int, exact_
 def format_summary(summary: Sequence[dict]) -> str:
     """Plain-text table of :func:`~qkd_qiskit.summaries.backend_summary` (mean ± std over seeds)."""
     w = max([13, *(len(s["model"]) + 2 for s in summary)])
-    lines = [f"{'model':<{w}}{'kd':<7}{'seeds':>5}  {'f1_exact':>13}  {'f1_backend':>13}  {'delta':>8}  {'acc_backend':>11}"]
+    lines = [f"{'model':<{w}}{'kd':<7}{'seeds':>5}  {'f1_exact':>13}  {'f1_backend':>13}  {'f1_calibrated':>13}  "
+             f"{'delta':>8}  {'acc_backend':>11}"]
     for s in summary:
         exact = f"{s['f1_exact_mean']:.4f}±{s['f1_exact_std']:.3f}"
         noisy = f"{s['f1_backend_mean']:.4f}±{s['f1_backend_std']:.3f}"
-        lines.append(f"{s['model']:<{w}}{str(s['kd']):<7}{s['seeds']:>5}  {exact:>13}  {noisy:>13}  "
+        calibrated = "-" if s.get("f1_calibrated_mean") is None else \
+            f"{s['f1_calibrated_mean']:.4f}±{s['f1_calibrated_std']:.3f}"
+        lines.append(f"{s['model']:<{w}}{str(s['kd']):<7}{s['seeds']:>5}  {exact:>13}  {noisy:>13}  {calibrated:>13}  "
                      f"{s['f1_delta_mean']:>+8.4f}  {s['accuracy_backend_mean']:>11.4f}")
     return "\n".join(lines)
 
 
 def write_tables(folder: Path, rows: list[dict]) -> list[dict]:
-    """``results.csv`` and ``summary.csv`` of ``folder``; returns the summary."""
+    """``results.csv``, ``summary.csv`` and ``exact_vs_backend.png`` of ``folder``; returns the summary."""
     atomic_write_csv(folder / "results.csv", rows, EVAL_COLUMNS)
     summary = backend_summary(rows)
     atomic_write_csv(folder / "summary.csv", summary, SUMMARY_COLUMNS)
+    if summary:
+        atomic_write_bytes(folder / "exact_vs_backend.png", exact_vs_backend_png(summary, str(rows[0]["backend"])))
     return summary
+
+
+def exact_vs_backend_figure(summary: Sequence[dict], backend: str) -> Any:
+    """Matplotlib figure of a :func:`~qkd_qiskit.summaries.backend_summary`: one row per student, a
+    panel without and one with KD; exact macro-F1 (hollow) joined to the backend's (filled), mean
+    over seeds with the std as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(s["model"] for s in summary))
+    get = {(s["model"], bool(s["kd"])): s for s in summary}
+    y = np.arange(len(models))[::-1]
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 1.7 + 0.34 * len(models)), sharey=True, squeeze=False)
+    for ax, kd in zip(axes[0], (False, True)):
+        for i, m in enumerate(models):
+            s = get.get((m, kd))
+            if s is None:
+                continue
+            ax.plot([s["f1_exact_mean"], s["f1_backend_mean"]], [y[i], y[i]], color="#bbb", lw=2, zorder=1)
+            ax.errorbar(s["f1_exact_mean"], y[i], xerr=s["f1_exact_std"], fmt="o", mfc="white", mec="#555",
+                        ecolor="#555", capsize=2, label="exact", zorder=2)
+            ax.errorbar(s["f1_backend_mean"], y[i], xerr=s["f1_backend_std"], fmt="o", color="#d0542c",
+                        capsize=2, label=backend, zorder=3)
+        ax.set_title("with KD" if kd else "without KD", fontsize=10)
+        ax.set_xlim(0, 1.02)
+        ax.set_xlabel("test macro-F1 (mean over seeds, bar = std)", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(y, models, fontsize=8)
+    axes[0][0].set_ylim(-0.7, len(models) - 0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels() if any(not k for _, k in get) else \
+        axes[0][1].get_legend_handles_labels()
+    uniq = dict(zip(labels, handles))
+    fig.suptitle(f"exact vs {backend}: test macro-F1 per student", fontsize=10)
+    fig.tight_layout(rect=(0, 0.4 / fig.get_figheight(), 1, 1))  # 0.4 in under the panels for the legend
+    fig.legend(uniq.values(), uniq.keys(), loc="lower center", ncol=2, fontsize=8, frameon=False)
+    return fig
+
+
+def exact_vs_backend_png(summary: Sequence[dict], backend: str) -> bytes:
+    """``exact_vs_backend.png`` (see :func:`exact_vs_backend_figure`)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    fig = exact_vs_backend_figure(summary, backend)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    return buf.getvalue()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -113,13 +171,12 @@ def evaluate_run(run_dir: str | Path, backend_spec: str | Path | Profile, out: s
     Everything that can fail early (profile, credentials, device width, run folder) is checked
     before any circuit runs. Finished units in ``out`` are skipped, so a killed evaluation resumes.
     """
-    from tqdm.auto import tqdm
-
     run, cfg, data = load_run(run_dir)
     groups = quantum_groups(run, cfg, students)
     idx = stratified_subset(data.y_test, max_samples)
     circuits = {g.label: group_student(cfg, data, g) for g in groups}
     backend = prepare_backend(backend_spec, list(circuits.values()))
+    heads = load_heads(run.root, backend.name)
     dest = RunDir(out)
     previous = dest.read_manifest()
     subset = {"max_samples": max_samples, "n": int(len(idx)), "of": int(len(data.y_test)), "seed": 0}
@@ -131,7 +188,8 @@ def evaluate_run(run_dir: str | Path, backend_spec: str | Path | Profile, out: s
     atomic_write_json(dest.manifest, info)
 
     pending = [(g, u) for g in groups for u in g.units if not dest.is_done(u)]
-    bar = tqdm(total=len(pending), desc=f"evaluate on {backend.name}", disable=not progress, leave=False)
+    bar = progress_bar(total=len(pending), desc=f"evaluate on {backend.name}", unit="unit", enabled=progress,
+                       leave=False, lines=True)
     for group in groups:
         todo = [u for u in group.units if not dest.is_done(u)]
         if not todo:
@@ -140,7 +198,7 @@ def evaluate_run(run_dir: str | Path, backend_spec: str | Path | Profile, out: s
         student = net.quantum.student
         info["transpilation"][group.label] = transpilation_stats(backend, student)
         atomic_write_json(dest.manifest, info)
-        info["sampling_seeds"].update(_evaluate_group(net, group, todo, backend, data, idx, dest, bar))
+        info["sampling_seeds"].update(_evaluate_group(net, group, todo, backend, data, idx, dest, bar, heads))
     bar.close()
     rows = dest.results()
     write_tables(dest.root, rows)
@@ -161,8 +219,10 @@ def transpilation_stats(backend: Backend, student: Any) -> dict:
 
 
 def _evaluate_group(net: torch.nn.Module, group: QuantumGroup, todo: Sequence[Unit], backend: Backend,
-                    data: Dataset, idx: np.ndarray, dest: RunDir, bar: Any) -> dict[str, int | None]:
-    """Evaluate and write each unit of ``todo`` on test samples ``idx``; returns the sampling seeds."""
+                    data: Dataset, idx: np.ndarray, dest: RunDir, bar: Any,
+                    heads: dict[str, CalibratedHead]) -> dict[str, int | None]:
+    """Evaluate and write each unit of ``todo`` on test samples ``idx`` (with its calibrated head
+    from ``heads`` when there is one); returns the sampling seeds."""
     x, y = data.x_test[idx], data.y_test[idx]
     index = {u: m for m, u in enumerate(group.units)}
     exact_logits = predict_logits(net, x).double().numpy()
@@ -174,13 +234,13 @@ def _evaluate_group(net: torch.nn.Module, group: QuantumGroup, todo: Sequence[Un
     seeds: dict[str, int | None] = {}
     for unit in todo:
         m = index[unit]
-        seed = sampling_seed(backend.profile.seed, unit) if backend.kind == "aer" else getattr(
+        seed = unit_seed(backend.profile.seed, unit) if backend.kind == "aer" else getattr(
             backend.profile, "seed", None)
         t0 = time.perf_counter()
         out = backend.readouts(net.quantum.student, ref[m].detach().double().numpy(), angles[m], seed=seed)
         logits = head_logits(net, m, out)
         row = unit_row(unit, backend, y, data.n_classes, exact_logits[m], logits, exact_out[m], out,
-                       time.perf_counter() - t0, seed)
+                       time.perf_counter() - t0, seed, calibrated_logits(heads, unit, out))
         atomic_write_json(dest.unit_dir(unit) / "result.json", row)
         seeds[unit.key] = seed
         bar.update(1)

@@ -66,11 +66,17 @@ def backend_summary(rows: Sequence[dict]) -> list[dict]:
     for (model, kd), rs in group_rows(rows, ("model", "kd")).items():
         fe = np.array([r["f1_macro_exact"] for r in rs])
         fb = np.array([r["f1_macro_backend"] for r in rs])
+        fc = [r["f1_macro_calibrated"] for r in rs if r.get("f1_macro_calibrated") is not None]
+        calibrated = len(fc) == len(rs)  # only when every seed of the group was calibrated
         out.append({"model": model, "kd": kd, "seeds": len(rs), "f1_exact_mean": float(fe.mean()),
                     "f1_exact_std": sample_std(fe), "f1_backend_mean": float(fb.mean()),
-                    "f1_backend_std": sample_std(fb), "f1_delta_mean": float((fb - fe).mean()),
+                    "f1_backend_std": sample_std(fb),
+                    "f1_calibrated_mean": float(np.mean(fc)) if calibrated else None,
+                    "f1_calibrated_std": sample_std(fc) if calibrated else None,
+                    "f1_delta_mean": float((fb - fe).mean()),
                     "accuracy_exact_mean": mean(rs, "accuracy_exact"),
-                    "accuracy_backend_mean": mean(rs, "accuracy_backend")})
+                    "accuracy_backend_mean": mean(rs, "accuracy_backend"),
+                    "accuracy_calibrated_mean": mean(rs, "accuracy_calibrated") if calibrated else None})
     return out
 
 
@@ -91,9 +97,39 @@ def grid_summary(rows: Sequence[dict], config: dict) -> list[dict]:
                                       str(s["encoding"]), s["kd"]))
 
 
+WILCOXON_TEST = ("two-sided Wilcoxon signed-rank test of the paired differences (scipy.stats.wilcoxon, "
+                 "zero_method='zsplit': zero differences are ranked and their ranks split half to each sign; "
+                 "method='auto': exact null distribution without zeros or ties, else an exact permutation "
+                 "test over all 2^n sign flips for n <= 13 pairs, else the normal approximation)")
+"""How the report names the paired KD test (the SciPy >= 1.15 rules of ``method='auto'``)."""
+
+
+def wilcoxon_p_method(diff: Any) -> str:
+    """Which p-value ``scipy.stats.wilcoxon(diff, zero_method="zsplit")`` computes (SciPy >= 1.15,
+    ``method="auto"``): ``exact`` (no zero and no tied ``|diff|``, n <= 50), ``permutation`` (zeros or
+    ties, n <= 13: all ``2^n`` sign flips, so exact too) or ``normal`` (otherwise; tie-corrected
+    variance, no continuity correction).
+
+    Example:
+        >>> wilcoxon_p_method([0.1, -0.2, 0.3]), wilcoxon_p_method([0.0, 0.1, 0.1]), wilcoxon_p_method(range(1, 60))
+        ('exact', 'permutation', 'normal')
+    """
+    a = np.abs(np.asarray(diff, dtype=float))
+    if len(a) > 50:
+        return "normal"
+    if len(np.unique(a)) == len(a) and not (a == 0).any():
+        return "exact"
+    return "permutation" if len(a) <= 13 else "normal"
+
+
 def paired_kd_tests(rows: Sequence[dict]) -> list[dict]:
-    """Per student: KD-minus-noKD macro-F1 over the seeds having both, with a two-sided Wilcoxon
-    signed-rank test (``scipy.stats.wilcoxon``, ``zero_method="zsplit"``)."""
+    """Per student: KD-minus-noKD macro-F1 over the seeds having both, with the test of
+    :data:`WILCOXON_TEST` (``p_wilcoxon``, computed as ``p_method``) and, for comparison, the textbook
+    variant that drops zero differences first (``p_wilcoxon_drop_zeros``, ``zero_method="wilcox"``).
+
+    The two differ only when some seeds tie (zero difference): zsplit keeps those pairs, which
+    adds ranks to both sides equally and pulls the statistic towards "no effect"; dropping them tests
+    the remaining pairs alone. Without zero differences they are the same test."""
     by: dict[str, dict] = defaultdict(dict)
     for r in rows:
         if r["role"] == "student":
@@ -105,12 +141,14 @@ def paired_kd_tests(rows: Sequence[dict]) -> list[dict]:
             continue
         diff = np.round([vals[(True, s)] - vals[(False, s)] for s in seeds], 12) + 0.0  # no "-0.0"
         if np.allclose(diff, 0):
-            p, note = 1.0, "all paired differences are zero"
+            p, p_drop, method, note = 1.0, 1.0, "", "all paired differences are zero"
         elif len(seeds) < 2:
-            p, note = float("nan"), "one seed: no test"
+            p, p_drop, method, note = float("nan"), float("nan"), "", "one seed: no test"
         else:
-            p, note = float(wilcoxon(diff, zero_method="zsplit").pvalue), ""
+            p, method, note = float(wilcoxon(diff, zero_method="zsplit").pvalue), wilcoxon_p_method(diff), ""
+            p_drop = float(wilcoxon(diff, zero_method="wilcox").pvalue)
         tests.append({"model": model, "n_pairs": len(seeds), "mean_diff": float(diff.mean()),
                       "median_diff": float(np.median(diff)), "std_diff": sample_std(diff),
-                      "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()), "p_wilcoxon": p, "note": note})
+                      "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()), "p_wilcoxon": p,
+                      "p_method": method, "p_wilcoxon_drop_zeros": p_drop, "note": note})
     return tests

@@ -16,7 +16,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "qkd_qiskit"
 
 LAYERS = [
-    {"readout", "atomic", "strict", "catalog"},  # conventions and file helpers, no package imports
+    {"readout", "atomic", "strict", "catalog", "progress", "shipped"},  # conventions, file helpers, shipped files
     {"config"},
     {"data"},
     {"circuits"},
@@ -29,7 +29,7 @@ LAYERS = [
     {"rundir", "summaries"},
     {"trained"},
     {"experiments", "studies"},
-    {"evaluate"},
+    {"calibrate", "evaluate"},
     {"jobs"},
     {"report", "circuit_report"},
     {"bench", "cli"},
