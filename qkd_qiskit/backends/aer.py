@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .base import Backend
+from .base import Backend, profile_trials
 from .batch import bindings, bits_to_probs, check_batch, probs_to_readouts
-from .devices import device_noise_model, device_relaxes_delays, fake_device, preset_pass_manager
+from .devices import device_noise_model, device_relaxes_delays, fake_device
 from .fastpath import Compacted, sample_probs
 from .noise import load_noise_model, noise_errors
 from .profiles import AerProfile
@@ -58,10 +58,12 @@ class AerBackend(Backend):
         qubits = self.noise_model.noise_qubits
         return max(qubits) + 1 if qubits else None
 
-    def pass_manager(self) -> Any:
-        p = self.profile
+    def transpile_trials(self) -> list[tuple[dict, Any]]:
         basis = None if self.device is not None else self.noise_model.basis_gates
-        return preset_pass_manager(self.device, basis, p.optimization_level, p.seed_transpiler)
+        return profile_trials(self.profile, self.device, basis)
+
+    def target(self) -> Any:
+        return None if self.device is None else self.device.target
 
     def describe(self) -> dict[str, Any]:
         p = self.profile

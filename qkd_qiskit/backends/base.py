@@ -13,7 +13,17 @@ from typing import Any
 import numpy as np
 
 from .profiles import Profile, ProfileError
-from .transpile import Transpiled, transpile_once
+from .devices import preset_pass_manager
+from .transpile import Transpiled, best_transpile
+
+
+def profile_trials(profile: Any, device: Any, basis_gates: Any = None) -> list[tuple[dict, Any]]:
+    """The transpilation trials a profile asks for: every level of ``optimization_levels`` (default
+    ``optimization_level``) x ``transpile_trials`` seeds from ``seed_transpiler`` on."""
+    levels = profile.optimization_levels or [profile.optimization_level]
+    return [({"optimization_level": level, "seed_transpiler": profile.seed_transpiler + k},
+             preset_pass_manager(device, basis_gates, level, profile.seed_transpiler + k))
+            for level in levels for k in range(profile.transpile_trials)]
 
 
 class Backend:
@@ -50,6 +60,14 @@ class Backend:
     def pass_manager(self) -> Any:
         return None
 
+    def transpile_trials(self) -> list[tuple[dict, Any]]:
+        """``(info, pass_manager)`` candidates of depth-aware transpilation (one by default)."""
+        return [({}, self.pass_manager())]
+
+    def target(self) -> Any:
+        """The device's ``Target`` (calibrated errors), or None without a device."""
+        return None
+
     def student_key(self, student: Any, *extra: Any) -> tuple:
         """Cache key of a student's circuit on this backend."""
         return (student.name, student.n_qubits, student.layers, id(student.circuit), *extra)
@@ -60,7 +78,7 @@ class Backend:
         if key not in self._cache:
             self.check_fits(student)
             circuit = student.measured_circuit() if measured else student.circuit
-            self._cache[key] = transpile_once(circuit, self.pass_manager())
+            self._cache[key] = best_transpile(circuit, self.transpile_trials(), self.target())
         return self._cache[key]
 
     def describe(self) -> dict[str, Any]:

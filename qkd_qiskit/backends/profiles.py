@@ -22,12 +22,13 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, TypeAdapter, field_validator, model_validator
 
+from ..shipped import shipped_dir, shipped_file, shipped_names
 from ..strict import Strict, read_yaml, validate
 from .devices import TOKEN_ENV, fake_device
 
-PROFILE_DIR = Path(__file__).resolve().parents[2] / "backends"
-"""Shipped profiles (the repository's ``backends/`` folder); ``--backend NAME`` resolves to
-``PROFILE_DIR / f"{NAME}.yaml"``."""
+PROFILE_DIR = shipped_dir("backends")
+"""Shipped profiles: the repository's ``backends/`` folder, package data in an installed wheel
+(:mod:`qkd_qiskit.shipped`); ``--backend NAME`` resolves to ``PROFILE_DIR / f"{NAME}.yaml"``."""
 
 KINDS = ("statevector", "aer", "ibm")
 _SECRET_KEYS = {"token", "api_key", "apikey", "password", "secret", "channel", "instance", "url", "credentials"}
@@ -60,6 +61,11 @@ class AerProfile(_Common):
     method: Literal["automatic", "statevector", "density_matrix", "matrix_product_state"] = "automatic"
     optimization_level: int = Field(1, ge=0, le=3)
     seed_transpiler: int = Field(1234, ge=0)
+    optimization_levels: list[Annotated[int, Field(ge=0, le=3)]] | None = Field(None, min_length=1)
+    """Depth-aware transpilation: try these preset levels (default: ``optimization_level`` only) ..."""
+    transpile_trials: int = Field(1, ge=1, le=64)
+    """... with this many transpiler seeds each (``seed_transpiler`` + 0, 1, ...), and keep the ISA
+    circuit of highest estimated success probability on the device."""
     fast_eval: bool = True
 
     @field_validator("device")
@@ -101,6 +107,11 @@ class IBMProfile(_Common):
     seed: int | None = Field(None, ge=0)
     optimization_level: int = Field(1, ge=0, le=3)
     seed_transpiler: int = Field(1234, ge=0)
+    optimization_levels: list[Annotated[int, Field(ge=0, le=3)]] | None = Field(None, min_length=1)
+    """Depth-aware transpilation: try these preset levels (default: ``optimization_level`` only) ..."""
+    transpile_trials: int = Field(1, ge=1, le=64)
+    """... with this many transpiler seeds each (``seed_transpiler`` + 0, 1, ...), and keep the ISA
+    circuit of highest estimated success probability on the device."""
     max_time: int | None = Field(None, gt=0)
     resilience_level: int | None = Field(None, ge=0, le=2)
     dynamical_decoupling: DynamicalDecoupling | None = None
@@ -165,14 +176,16 @@ def parse_profile(raw: Any, source: str = "profile", base_dir: Path | None = Non
 
 
 def resolve_profile_path(spec: str | Path) -> Path:
-    """A profile file from a path, or from a name of a shipped profile (``backends/<name>.yaml``)."""
+    """A profile file from a path, or from a name of a shipped profile (``backends/<name>.yaml``);
+    ``backends/<name>.yaml`` that is not a file here is the shipped one (README commands work anywhere)."""
     path = Path(spec)
     if path.is_file():
         return path
-    shipped = PROFILE_DIR / f"{spec}.yaml"
-    if shipped.is_file():
+    shipped = shipped_file("backends", path.name) if path.parent.name in ("", "backends") and len(path.parts) <= 2 \
+        else None
+    if shipped is not None:
         return shipped
-    names = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")))
+    names = ", ".join(shipped_names("backends"))
     raise ProfileError(f"backend: no profile {str(spec)!r} (neither a file nor a shipped profile: {names})")
 
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from .base import Backend
+from .base import Backend, profile_trials
 from .batch import bindings, bits_to_probs, check_batch, probs_to_readouts
-from .devices import TOKEN_ENV, fake_device, has_ibm_credentials, preset_pass_manager, redact
+from .devices import TOKEN_ENV, fake_device, has_ibm_credentials, redact
 from .profiles import IBMProfile, ProfileError
 
 
@@ -69,8 +69,11 @@ class IBMRuntimeBackend(Backend):
     def num_qubits(self) -> int | None:
         return self.device.num_qubits
 
-    def pass_manager(self) -> Any:
-        return preset_pass_manager(self.device, None, self.profile.optimization_level, self.profile.seed_transpiler)
+    def transpile_trials(self) -> list[tuple[dict, Any]]:
+        return profile_trials(self.profile, self.device)
+
+    def target(self) -> Any:
+        return self.device.target
 
     def describe(self) -> dict[str, Any]:
         p = self.profile

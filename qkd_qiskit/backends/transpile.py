@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from qiskit import QuantumCircuit
@@ -32,6 +32,8 @@ class Transpiled:
     """Physical qubit of each virtual qubit at the start (``initial_index_layout``)."""
     final_layout: tuple[int, ...]
     """Physical qubit holding each virtual qubit at the end (after routing)."""
+    choice: dict = field(default_factory=dict)
+    """How it was chosen (:func:`best_transpile`): level, seed, estimated success, trials."""
 
     @property
     def depth(self) -> int:
@@ -45,7 +47,36 @@ class Transpiled:
         """Depth, two-qubit gate count and layouts, for manifests and dry runs."""
         return {"depth": self.depth, "two_qubit_gates": self.two_qubit_gates,
                 "layout": list(self.layout), "final_layout": list(self.final_layout),
-                "ops": {k: int(v) for k, v in self.circuit.count_ops().items()}}
+                "ops": {k: int(v) for k, v in self.circuit.count_ops().items()}, **self.choice}
+
+
+def estimated_success(circuit: QuantumCircuit, target: Any) -> float:
+    """Estimated success probability of an ISA circuit: the product of ``1 - error`` of every gate
+    and measurement on the physical qubits it uses, from the target's own calibration (public
+    ``Target`` API; instructions without a reported error count as perfect)."""
+    p = 1.0
+    for inst in circuit.data:
+        name = inst.operation.name
+        if name in SKIP or name not in target.operation_names:
+            continue
+        props = target[name].get(tuple(circuit.find_bit(q).index for q in inst.qubits))
+        if props is not None and props.error is not None:
+            p *= 1.0 - props.error
+    return p
+
+
+def best_transpile(circuit: QuantumCircuit, trials: Sequence[tuple[dict, Any]], target: Any) -> Transpiled:
+    """Run every ``(info, pass_manager)`` trial and keep the ISA circuit with the highest
+    :func:`estimated_success` on ``target`` (the first trial when there is no target); the winner's
+    ``info`` (level, seed), its estimate and the number of trials are recorded in ``stats()``."""
+    best = None
+    for info, pm in trials:
+        t = transpile_once(circuit, pm)
+        esp = None if target is None or pm is None else estimated_success(t.circuit, target)
+        if best is None or (esp is not None and esp > best[0]):
+            best = (esp, info, t)
+    esp, info, t = best
+    return Transpiled(t.circuit, t.layout, t.final_layout, {**info, "estimated_success": esp, "trials": len(trials)})
 
 
 def transpile_once(circuit: QuantumCircuit, pass_manager: Any) -> Transpiled:

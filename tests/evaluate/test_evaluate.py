@@ -12,6 +12,8 @@ import pytest
 from qkd_qiskit.config import parse_config
 from qkd_qiskit.evaluate import EVAL_COLUMNS, evaluate_run, format_summary
 from qkd_qiskit.experiments import run_experiment
+from qkd_qiskit.rundir import RunDir
+from qkd_qiskit.rundir import RunDir
 from qkd_qiskit.summaries import backend_summary as summarize
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,8 +53,8 @@ def test_noisy_evaluation_on_aer_profiles(tiny_run, tmp_path, device):
     profile = write_profile(tmp_path, f"aer-{device}", f"kind: aer\ndevice: {device}\nshots: 512\nseed: 5\n")
     rows = evaluate_run(tiny_run, profile, tmp_path / "eval", progress=False)
     assert len(rows) == 6 and {r["model"] for r in rows} == {"q2", "hea"}  # the linear student is skipped
-    trained = {(r["model"], r["kd"] == "True", int(r["seed"])): float(r["f1_macro"])
-               for r in read_csv(tiny_run / "results.csv")}
+    trained = {(r["model"], r["kd"], r["seed"]): r["f1_macro"]  # result.json: full precision (the CSV is rounded)
+               for r in RunDir(tiny_run).results()}
     for r in rows:
         # exact scores reproduce the training run's test scores; backend scores agree with their own
         # confusion matrix (macro-F1 by hand: 2TP / (2TP + FP + FN) per class)
