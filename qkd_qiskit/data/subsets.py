@@ -30,12 +30,12 @@ def stratified_cut(y: np.ndarray, fraction: float, rng: np.random.Generator) -> 
 
 def stratified_subset(y: np.ndarray, max_samples: int | None, seed: int = 0) -> np.ndarray:
     """Sorted indices of a seeded, class-stratified subset of ``max_samples`` samples (all of them when
-    ``max_samples`` is None or not smaller), by scikit-learn's ``train_test_split(stratify=y)``.
+    ``max_samples`` is None or leaves fewer samples out than there are classes), by scikit-learn's ``train_test_split(stratify=y)``.
     Noisy simulation of wide ISA circuits and QPU time cost seconds per sample; exact and backend
     scores are computed on the same subset."""
-    if max_samples is None or max_samples >= len(y):
-        return np.arange(len(y))
     n_classes = len(np.unique(y))
+    if max_samples is None or max_samples > len(y) - n_classes:  # the rest could not hold every class
+        return np.arange(len(y))
     if max_samples < n_classes:
         raise ValueError(f"max_samples: {max_samples} is fewer than the {n_classes} test classes")
     keep, _ = train_test_split(np.arange(len(y)), train_size=max_samples, stratify=y, random_state=seed)

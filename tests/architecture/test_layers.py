@@ -31,7 +31,7 @@ LAYERS = [
     {"experiments", "studies"},
     {"calibrate", "evaluate"},
     {"jobs"},
-    {"report", "circuit_report"},
+    {"report", "circuit_report", "noise_study"},
     {"bench", "cli"},
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
