@@ -38,7 +38,7 @@ from .atomic import atomic_write_csv, atomic_write_json
 from .backends import Profile, prepare_backend
 from .data import stratified_subset
 from .rundir import RunDir, Unit, finish_manifest, run_manifest, unit_seed
-from .trained import circuit_angles, group_student, head_logits, load_group, load_run, quantum_groups
+from .trained import circuit_angles, group_student, groups_to_do, head_logits, load_run, quantum_groups
 
 CALIBRATION_DIR = "calibration"
 C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
@@ -145,11 +145,7 @@ def calibrate_run(run_dir: str | Path, backend_spec: str | Path | Profile, sampl
     pending = [u for g in groups for u in g.units if not dest.is_done(u)]
     bar = progress_bar(total=len(pending), desc=f"calibrate on {backend.name}", unit="unit", enabled=progress,
                        leave=False, lines=True)
-    for group in groups:
-        todo = [u for u in group.units if not dest.is_done(u)]
-        if not todo:
-            continue
-        net = load_group(run, cfg, data, group)
+    for group, net, todo in groups_to_do(run, cfg, data, groups, dest.is_done):
         a_tr, a_va = circuit_angles(net, data.x_train[tr]), circuit_angles(net, data.x_val[va])
         index = {u: m for m, u in enumerate(group.units)}
         for unit in todo:

@@ -1,9 +1,13 @@
 """Parameter accounting and drawings of the student circuits (backs ``qkd circuits``).
 
+``total_params`` is the paper's count (every circuit weight plus the head); ``effective_params``
+leaves out the *idle* weights, whose gates cannot change a Z-basis read-out (found from the
+circuit: :func:`~qkd_qiskit.circuits.idle_weights`), e.g. q2's last RZZ.
+
 Example:
     >>> rows = architecture_table(devices=())
-    >>> [(r["name"], r["total_params"]) for r in rows][3]
-    ('q2', 74)
+    >>> [(r["name"], r["total_params"], r["effective_params"]) for r in rows][3]
+    ('q2', 74, 73)
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from qiskit.exceptions import MissingOptionalLibraryError
 
 from .backends.devices import preset_pass_manager
 from .catalog import ARCHITECTURES
-from .circuits import build_student
+from .circuits import build_student, idle_weights
 
 TRANSPILE_SEED = 1234
 FAKE_DEVICES = ("fake_sherbrooke", "fake_torino")
@@ -35,8 +39,9 @@ def architecture_table(
 ) -> list[dict]:
     """One row per architecture: parameter counts, and depth / two-qubit gates of the measured
     circuit, logically (``mux_ry`` expanded into RY + CX) and after transpiling to each fake device
-    (optimization level 1, fixed seed). Keys: ``name, qubits, layers, weights, head_params,
-    total_params, depth, two_qubit_gates`` plus ``depth_<device>``, ``two_qubit_gates_<device>``.
+    (optimization level 1, fixed seed). Keys: ``name, qubits, layers, weights, idle_weights, head_params,
+    total_params, effective_params, depth, two_qubit_gates`` plus ``depth_<device>``,
+    ``two_qubit_gates_<device>``.
     """
     if names is None:
         names = ARCHITECTURES if n_qubits == 6 else ("hea", "universal", "universal_h") + tuple(
@@ -48,13 +53,16 @@ def architecture_table(
         measured = student.measured_circuit()
         logical = _logical(measured)
         head = student.head_params(n_classes)
+        idle = len(idle_weights(student))
         row = {
             "name": name,
             "qubits": n_qubits,
             "layers": layers,
             "weights": len(student.weight_params),
+            "idle_weights": idle,
             "head_params": head,
             "total_params": len(student.weight_params) + head,
+            "effective_params": len(student.weight_params) - idle + head,
             "depth": logical.depth(),
             "two_qubit_gates": logical.num_nonlocal_gates(),
         }
@@ -64,6 +72,16 @@ def architecture_table(
             row[f"two_qubit_gates_{device}"] = isa.num_nonlocal_gates()
         rows.append(row)
     return rows
+
+
+def omitted_note(n_qubits: int) -> str | None:
+    """Why some q_nd architectures are missing from a table of ``n_qubits`` qubits (None if none are)."""
+    missing = [f"q{d}" for d in range(max(2, n_qubits), 6)]
+    if not missing:
+        return None
+    names = missing[0] if len(missing) == 1 else f"{missing[0]}..{missing[-1]}"
+    return (f"{names} not shown: q<n_d> measures all but n_d of the qubits mid-circuit and reads out the "
+            f"last n_d, so it needs n_d < qubits ({n_qubits})")
 
 
 def format_table(rows: list[dict]) -> str:

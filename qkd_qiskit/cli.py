@@ -8,9 +8,38 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
+
+
+class _OneLineUsageErrors(TyperGroup):
+    """Usage errors (a missing or unknown option, a value out of range, a wrong type) as one line
+    ``error: ... (qkd CMD --help)`` and exit code 2, like every other error of the command, instead
+    of a usage box."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: ANN001
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        except Exception as err:  # the CLI library's usage errors: duck-typed, its classes are not public
+            if not (hasattr(err, "format_message") and hasattr(err, "exit_code") and hasattr(err, "show")):
+                raise
+            if type(err).__name__ == "NoArgsIsHelpError":  # bare `qkd`: the help text
+                err.show()
+                sys.exit(err.exit_code)
+            ctx = getattr(err, "ctx", None)
+            hint = f" ({ctx.command_path} --help)" if ctx is not None else ""
+            message = " ".join(str(err.format_message()).split()).rstrip(".")
+            typer.echo(f"error: {message}{hint}", err=True)
+            sys.exit(2)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,  # plain help: no <bool>
-                  help="Classical-to-quantum knowledge distillation with Qiskit students.")
+                  cls=_OneLineUsageErrors, help="Classical-to-quantum knowledge distillation with Qiskit students.")
 
 
 def _print_version(value: bool) -> None:
@@ -33,6 +62,13 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _message(err: Exception) -> str:
+    """One line for a library error (ValueError) or a file-system one (disk full, permission)."""
+    if isinstance(err, OSError):
+        return f"{err.filename}: {err.strerror or err}" if err.filename else f"{err.strerror or err}"
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
 @app.command()
 def run(config: Path = typer.Argument(..., help="Experiment config (YAML), or the name of a shipped one "
                                       "(`qkd configs`)."),
@@ -49,8 +85,8 @@ def run(config: Path = typer.Argument(..., help="Experiment config (YAML), or th
         fail(str(err))
     try:
         rows = run_experiment(cfg, out, progress=progress, log=typer.echo)
-    except ValueError as err:
-        fail(str(err))
+    except (ValueError, OSError) as err:
+        fail(_message(err))
     typer.echo(_summary_lines(rows))
     typer.echo(f"{out / 'results.csv'}: {len(rows)} rows")
     typer.echo(f"next: qkd report {out}   (summary.csv, summary.md with paired KD tests, figure1.png)")
@@ -63,8 +99,8 @@ def report(run_dir: Path = typer.Argument(..., help="A finished or partial run d
 
     try:
         out = write_report(run_dir)
-    except ValueError as err:
-        fail(str(err))
+    except (ValueError, OSError) as err:
+        fail(_message(err))
     typer.echo((run_dir / "summary.md").read_text())
     if out["missing"]:
         typer.echo(f"partial run: {len(out['missing'])} unit(s) missing", err=True)
@@ -87,9 +123,9 @@ def reproduce(study: str = typer.Argument(..., help="Study to reproduce: piperno
 
     try:
         rows = run_experiment(study_config(study, quick, dataset), out, progress=progress, log=typer.echo)
-    except ValueError as err:
-        fail(str(err))
-    write_report(out)
+        write_report(out)
+    except (ValueError, OSError) as err:
+        fail(_message(err))
     typer.echo((out / "summary.md").read_text())
     typer.echo(f"wrote {out}/results.csv ({len(rows)} rows), summary.csv, summary.md, figure1.png")
     if study == "hasan2023":
@@ -110,11 +146,19 @@ def circuits(as_json: bool = typer.Option(False, "--json", help="Print a JSON li
     """Parameter accounting of every student architecture, with gate counts on fake IBM devices."""
     from .circuit_report import architecture_table, draw_student, format_table, omitted_note
     from .circuits import ARCHITECTURES
+    from .outdir import check_output_file
 
+    if out is not None and draw is None:
+        fail("--out: only used with --draw (the table goes to stdout)")
     if draw is not None:
         if draw not in ARCHITECTURES:
             fail(f"--draw: unknown architecture {draw!r} (known: {', '.join(ARCHITECTURES)})")
-        result = draw_student(draw, str(out) if out else None, qubits, layers)
+        try:
+            if out is not None:
+                check_output_file(out)
+            result = draw_student(draw, str(out) if out else None, qubits, layers)
+        except ValueError as err:
+            fail(str(err) if str(err).startswith("--") else f"--draw: {err}")
         typer.echo(f"wrote {result}" if out else result)
         return
     try:
@@ -176,9 +220,9 @@ def evaluate(run_dir: Path = typer.Argument(..., help="A `qkd run` directory wit
 
     try:
         rows = evaluate_run(run_dir, backend, out, progress=progress, students=_names(students),
-                            max_samples=max_samples)
-    except ValueError as err:
-        fail(redact(str(err)))
+                            max_samples=max_samples, log=typer.echo)
+    except (ValueError, OSError) as err:
+        fail(redact(_message(err)))
     typer.echo(format_summary(backend_summary(rows)))
     typer.echo(f"wrote {out / 'results.csv'} ({len(rows)} rows), summary.csv, manifest.json")
 
@@ -202,6 +246,34 @@ def calibrate(run_dir: Path = typer.Argument(..., help="A `qkd run` directory wi
         fail(redact(str(err)))
     typer.echo(f"wrote {run_dir}/calibration/<profile>/results.csv ({len(rows)} rows); "
                f"`qkd evaluate {run_dir} --backend {backend} --out DIR` now adds calibrated scores")
+
+
+@app.command()
+def noise(run_dir: Path = typer.Argument(..., help="A `qkd run` directory with trained quantum students."),
+          backends: str = typer.Option("aer-fake-kingston,aer-fake-sherbrooke", "--backends",
+                                       help="Comma-separated aer profiles (shipped names or files)."),
+          shots: str = typer.Option("1024,8192", "--shots", help="Comma-separated shot counts."),
+          samples: int = typer.Option(300, "--samples", min=2, help="Calibration circuits per unit (training split)."),
+          val_samples: int = typer.Option(150, "--val-samples", min=2, help="Validation circuits per unit."),
+          students: Optional[str] = typer.Option(None, "--students", help=_STUDENTS_HELP),
+          max_samples: Optional[int] = typer.Option(None, "--max-samples", min=1, help=_MAX_SAMPLES_HELP),
+          progress: bool = typer.Option(True, help="Show progress bars.")) -> None:
+    """Noise study: every quantum student on device profiles x shots, raw and calibrated (RUN_DIR/noise/)."""
+    from .noise_study import noise_study
+
+    try:
+        counts = [int(s) for s in shots.split(",") if s.strip()]
+    except ValueError:
+        fail(f"--shots: expected comma-separated integers, got {shots!r}")
+    if not counts or min(counts) < 1:
+        fail(f"--shots: expected positive shot counts, got {shots!r}")
+    try:
+        noise_study(run_dir, _names(backends) or [], counts, samples, val_samples, students=_names(students),
+                    max_samples=max_samples, progress=progress, log=typer.echo)
+    except ValueError as err:
+        fail(str(err))
+    typer.echo((run_dir / "noise" / "noise_study.md").read_text())
+    typer.echo(f"wrote {run_dir}/noise/noise_study.csv, noise_study.md, noise_study.png")
 
 
 @app.command()
@@ -273,7 +345,7 @@ def _summary_lines(rows: list[dict]) -> str:
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m qkd_qiskit`
-    app()
+    app(prog_name="qkd")  # messages and --help name the command as users type it
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -50,7 +50,7 @@ class DataConfig(_Strict):
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     root: str | None = None
     classes: list[int] | None = None
-    per_class: int | None = Field(None, ge=1)
+    per_class: int | None = Field(None, ge=2)  # >= 1 for training and >= 1 for validation
     test_per_class: int | None = Field(None, ge=1)
     val_fraction: float = Field(0.1, gt=0, lt=1)
     download: bool = True

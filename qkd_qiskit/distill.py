@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from torch import nn
-from tqdm.auto import tqdm
+
+from .progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -129,8 +130,8 @@ def train_ensemble(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x
     stopped_at = torch.zeros(n_models, dtype=torch.long)
     outcomes = [ModelOutcome(0, 0, math.inf) for _ in seeds]
     rows = torch.arange(n_models, device=ref.device).unsqueeze(1)
-    bar = tqdm(range(1, settings.max_epochs + 1), desc=desc, disable=not progress, leave=False,
-               mininterval=0.5)
+    bar = progress_bar(range(1, settings.max_epochs + 1), enabled=progress, desc=desc, leave=False,
+                       mininterval=0.5)
     for epoch in bar:
         model.train()
         perms = torch.stack([torch.randperm(n, generator=g) for g in order_gens]).to(ref.device)

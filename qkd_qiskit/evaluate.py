@@ -4,8 +4,8 @@ The students of ``qkd run`` are trained on the exact engine. Here each one (mode
 is evaluated on its test split twice - exactly, and on the backend (Aer noise model or IBM
 Runtime) - through the *same* classical head, so the two macro-F1 scores sit side by side.
 
-Output folder (resumable and atomic like ``qkd run``; a unit is finished iff its ``result.json``
-exists): ``units/<unit>/result.json``, ``results.csv`` (one row per unit), ``summary.csv``
+Output folder (resumable, atomic and locked like ``qkd run``; a unit is finished iff its
+``result.json`` parses, see :func:`evaluation_dir`): ``units/<unit>/result.json``, ``results.csv`` (one row per unit), ``summary.csv``
 (mean/std per model x kd), ``exact_vs_backend.png`` (the summary as a figure), ``manifest.json``
 (backend, shots, seeds, device, transpilation stats).
 
@@ -31,10 +31,11 @@ from .backends import Backend, Profile, prepare_backend
 from .calibrate import CalibratedHead, calibrated_logits, load_heads
 from .data import Dataset, stratified_subset
 from .distill import classification_metrics, predict_logits
+from .outdir import check_output_dir, lock_output_dir
 from .progress import progress_bar
-from .rundir import RunDir, Unit, finish_manifest, run_manifest, unit_seed
+from .rundir import UNIT_KEYS, RunDir, Unit, finish_manifest, run_manifest, unit_seed
 from .summaries import backend_summary
-from .trained import QuantumGroup, circuit_angles, group_student, head_logits, load_group, load_run, quantum_groups
+from .trained import QuantumGroup, circuit_angles, group_student, groups_to_do, head_logits, load_run, quantum_groups
 
 EVAL_COLUMNS = ["model", "kd", "seed", "backend", "f1_macro_exact", "f1_macro_backend", "f1_macro_calibrated",
                 "f1_macro_delta", "accuracy_exact", "accuracy_backend", "accuracy_calibrated", "f1_weighted_exact", "f1_weighted_backend",
@@ -151,9 +152,17 @@ def exact_vs_backend_png(summary: Sequence[dict], backend: str) -> bytes:
 # --------------------------------------------------------------------------------------------------
 
 
+def evaluation_dir(root: str | Path) -> RunDir:
+    """An evaluation (or collected jobs) folder: a unit is finished when its ``result.json`` holds
+    its exact and backend scores."""
+    return RunDir(root, UNIT_KEYS + ("f1_macro_exact", "f1_macro_backend"))
+
+
 def _check_same(previous: dict | None, info: dict, out: Path) -> None:
     if not previous:
         return
+    if "config" in previous:
+        raise ValueError(f"out: {out} is a `qkd run` folder; choose another --out")
     if "test_subset" not in previous and info["test_subset"]["max_samples"] is None:
         previous = {**previous, "test_subset": info["test_subset"]}  # folders from before subsets existed
     if any(previous.get(k) != info[k] for k in ("run", "backend", "test_subset")):
@@ -168,16 +177,27 @@ def evaluate_run(run_dir: str | Path, backend_spec: str | Path | Profile, out: s
     on a backend, on the test split (or a stratified subset of ``max_samples`` of it); write
     ``out``; return all rows written there so far.
 
-    Everything that can fail early (profile, credentials, device width, run folder) is checked
-    before any circuit runs. Finished units in ``out`` are skipped, so a killed evaluation resumes.
+    Everything that can fail early (``out``: a file, read-only, in use; profile, credentials, device
+    width, run folder) is checked before any circuit runs; ``out`` is locked while it is written
+    (:mod:`qkd_qiskit.outdir`). Finished units in ``out`` are skipped, so a killed evaluation resumes.
     """
+    check_output_dir(out)
+    if Path(out).resolve() == Path(run_dir).resolve():
+        raise ValueError(f"out: {out} is the run folder itself; choose another --out (e.g. {Path(run_dir) / 'eval'})")
     run, cfg, data = load_run(run_dir)
     groups = quantum_groups(run, cfg, students)
     idx = stratified_subset(data.y_test, max_samples)
     circuits = {g.label: group_student(cfg, data, g) for g in groups}
     backend = prepare_backend(backend_spec, list(circuits.values()))
     heads = load_heads(run.root, backend.name)
-    dest = RunDir(out)
+    with lock_output_dir(out):
+        return _evaluate_into(evaluation_dir(out), run, cfg, data, groups, idx, max_samples, backend, heads, progress,
+                              log)
+
+
+def _evaluate_into(dest: RunDir, run: RunDir, cfg: Any, data: Dataset, groups: Sequence[QuantumGroup],
+                   idx: np.ndarray, max_samples: int | None, backend: Backend, heads: dict[str, CalibratedHead],
+                   progress: bool, log: Callable[[str], None] | None) -> list[dict]:
     previous = dest.read_manifest()
     subset = {"max_samples": max_samples, "n": int(len(idx)), "of": int(len(data.y_test)), "seed": 0}
     info = run_manifest({"run": str(run.root.resolve()), "backend": backend.describe(), "test_subset": subset,
@@ -188,13 +208,13 @@ def evaluate_run(run_dir: str | Path, backend_spec: str | Path | Profile, out: s
     atomic_write_json(dest.manifest, info)
 
     pending = [(g, u) for g in groups for u in g.units if not dest.is_done(u)]
+    for _, u in pending:
+        why = dest.damaged(u)
+        if why and log is not None:
+            log(f"{why}: evaluating {u.key} again")
     bar = progress_bar(total=len(pending), desc=f"evaluate on {backend.name}", unit="unit", enabled=progress,
                        leave=False, lines=True)
-    for group in groups:
-        todo = [u for u in group.units if not dest.is_done(u)]
-        if not todo:
-            continue
-        net = load_group(run, cfg, data, group)
+    for group, net, todo in groups_to_do(run, cfg, data, groups, dest.is_done):
         student = net.quantum.student
         info["transpilation"][group.label] = transpilation_stats(backend, student)
         atomic_write_json(dest.manifest, info)

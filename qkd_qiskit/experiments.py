@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .atomic import atomic_write_json
 from .config import ExperimentConfig, TrainConfig
 from .data import Dataset, load_dataset
 from .distill import KDWeights, TrainSettings, classification_metrics, predict_logits, train_ensemble
 from .models import count_params, model_state
-from .rundir import RunDir, Unit, finish_manifest, plan_units, run_manifest
-from .trained import build_for_units, load_trained, unit_model
+from .outdir import check_output_dir, lock_output_dir
+from .progress import progress_bar
+from .rundir import RunDir, Unit, finish_manifest, plan_units, run_manifest, training_dir
+from .trained import build_for_units, load_trained, torch_device, unit_model
 
 
 def _settings(t: TrainConfig) -> TrainSettings:
@@ -72,32 +74,67 @@ def _teacher_logits(cfg: ExperimentConfig, run: RunDir, data: Dataset) -> dict[i
 
 
 def preflight(cfg: ExperimentConfig, data: Dataset) -> None:
-    """Build every model once so a bad model option fails, naming its field, before any training."""
+    """Build every model once so a bad model option fails, naming its field, before any training.
+
+    Builders name the option (``options.qubits: ...``); anything else a builder raises on a bad
+    option (a TypeError from deep inside torch) still becomes one line naming the entry's options."""
+    torch_device(cfg)  # device: cuda without a GPU
     specs = [("teacher", cfg.teacher.model, cfg.teacher.options)]
     specs += [(f"students.{i}", st.model, st.options) for i, st in enumerate(cfg.students)]
     for where, model, options in specs:
         try:
             build_for_units(cfg, data, model, options, [0])
-        except ValueError as err:
-            raise ValueError(f"{where}.{err}") from None
+        except (ValueError, TypeError, RuntimeError) as err:
+            msg = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            if isinstance(err, ValueError) and msg.startswith(("options", "model")):
+                raise ValueError(f"{where}.{msg}") from None
+            raise ValueError(f"{where}.options: {model} cannot be built with {options} ({msg})") from None
 
 
-def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True) -> list[dict]:
-    """Train every unit of ``cfg`` not yet finished in ``out``; return all result rows."""
+def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True,
+                   log: Callable[[str], None] | None = None) -> list[dict]:
+    """Train every unit of ``cfg`` not yet finished in ``out``; return all result rows.
+
+    When every unit is already finished, nothing is trained or re-written: ``log`` says so.
+
+    Everything a user can get wrong is checked before any work, each as one line (ValueError):
+    ``out`` (a file, read-only, in use by another process: :mod:`qkd_qiskit.outdir`), the device,
+    the data and every model option (:func:`preflight`), a manifest of another config. ``out`` is
+    locked for the whole run; units whose files were damaged are trained again (``log`` names them).
+    """
+    check_output_dir(out)
+    torch_device(cfg)
     data = load_dataset(cfg.data.name, **cfg.data.loader_options())
     preflight(cfg, data)
-    run = RunDir(out)
-    run.root.mkdir(parents=True, exist_ok=True)
+    with lock_output_dir(out):
+        return _run_locked(cfg, training_dir(out), data, progress, log)
+
+
+def _run_locked(cfg: ExperimentConfig, run: RunDir, data: Dataset, progress: bool,
+                log: Callable[[str], None] | None) -> list[dict]:
     previous = run.read_manifest()
+    if previous and "config" not in previous:
+        raise ValueError(f"out: {run.root} is not a `qkd run` folder (its manifest.json has no config); "
+                         "choose another --out")
     if previous and previous.get("config") != cfg.model_dump(mode="json"):
         raise ValueError(f"out: {run.root} holds a run of a different config; choose another --out")
+    if previous and run.results_csv.is_file() and all(run.is_done(u) for u in plan_units(cfg)):
+        if log is not None:
+            log(f"all {len(plan_units(cfg))} units already finished in {run.root}; nothing to train")
+        if previous.get("finished_at") is None:  # killed after its last unit: only the end time is missing
+            finish_manifest(run.manifest, previous)
+        return run.results()
     info = run_manifest({"config": cfg.model_dump(mode="json")}, previous, environment=True)
     atomic_write_json(run.manifest, info)
     torch.manual_seed(0)
     np.random.seed(0)
     units = plan_units(cfg)
-    overall = tqdm(total=len(units), initial=sum(run.is_done(u) for u in units), desc="units", unit="model",
-                   disable=not progress)
+    for u in units:
+        why = run.damaged(u)
+        if why and log is not None:
+            log(f"{why}: training {u.key} again")
+    overall = progress_bar(total=len(units), initial=sum(run.is_done(u) for u in units), desc="units",
+                           unit="unit", enabled=progress, lines=True)
     pending = [u for u in units if u.role == "teacher" and not run.is_done(u)]
     if pending:
         _train_group(cfg, run, data, pending, cfg.teacher.options, cfg.teacher.train, None, progress)

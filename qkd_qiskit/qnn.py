@@ -105,8 +105,8 @@ def _exact_primitive(student: Any) -> Any:
 
 def _compact_observables(student: Any, backend: AerBackend) -> list[SparsePauliOp]:
     """``Z_q`` on the compact qubit that holds virtual qubit ``q`` at the end of the ISA circuit."""
-    t = backend.transpiled(student, measured=False)
-    cmp = backend.compacted(student, measured=False)
+    t = backend.transpiled(student, measured=False, keep_parameters=True)
+    cmp = backend.compacted(student, measured=False, keep_parameters=True)
     pos = {p: i for i, p in enumerate(cmp.physical)}
     n = len(cmp.physical)
     return [SparsePauliOp.from_sparse_list([("Z", [pos[t.final_layout[q]]], 1.0)], num_qubits=n)
@@ -120,13 +120,13 @@ def qnn_parts(student: Any, backend: Backend, mode: Any = None) -> QNNParts:
         circuit = student.circuit if z else exact_measured_circuit(student)
         return QNNParts(circuit, student.observables() if z else None, _exact_primitive(student), 0.0)
     if isinstance(backend, AerBackend):
-        cmp = backend.compacted(student, measured=not z)
+        cmp = backend.compacted(student, measured=not z, keep_parameters=True)
         if z:
             return QNNParts(cmp.circuit, _compact_observables(student, backend), backend.estimator(cmp.noise_model),
                             1 / math.sqrt(backend.profile.shots))
         return QNNParts(cmp.circuit, None, backend.sampler(cmp.noise_model), 0.0)
     if isinstance(backend, IBMRuntimeBackend):
-        t = backend.transpiled(student, measured=not z)
+        t = backend.transpiled(student, measured=not z, keep_parameters=True)
         prim = backend.make_primitive("estimator" if z else "sampler", mode if mode is not None else backend.device)
         if z:
             obs = [o.apply_layout(t.circuit.layout) for o in student.observables()]

@@ -10,7 +10,6 @@ Example:
 from __future__ import annotations
 
 import io
-import json
 import math
 from pathlib import Path
 
@@ -18,18 +17,49 @@ import numpy as np
 
 from .atomic import atomic_write_bytes, atomic_write_csv, atomic_write_text
 from .config import parse_config
-from .rundir import RunDir, plan_units
-from .summaries import grid_summary, paired_kd_tests, run_summary
+from .outdir import check_output_dir
+from .rundir import RunDir, plan_units, training_dir
+from .summaries import WILCOXON_TEST, grid_summary, paired_kd_tests, run_summary
 
 SUMMARY_COLUMNS = ["model", "kd", "mean_f1", "var_f1", "std_f1", "n_params", "n_seeds", "mean_epochs",
                    "mean_accuracy", "mean_f1_weighted"]
 
 
+def report_folder(run_dir: str | Path) -> RunDir:
+    """The `qkd run` folder to report on, checked: a folder another command wrote (evaluation,
+    calibration, jobs), a damaged manifest, or one that cannot be written is one line saying what it
+    is and what to pass instead."""
+    run = training_dir(run_dir)
+    root = run.root
+    if not root.is_dir():
+        raise ValueError(f"RUN_DIR: {root} is not a folder (pass the --out folder of a `qkd run`)")
+    if (root / "jobs.json").is_file():
+        raise ValueError(f"RUN_DIR: {root} is a `qkd submit` jobs folder (`qkd collect` writes its results.csv "
+                         f"and summary.csv); `qkd report` takes the run folder: qkd report {root.parent.parent}")
+    manifest = run.read_manifest()
+    if manifest is not None and "config" not in manifest:
+        if "backend" in manifest:
+            kind = "qkd calibrate" if "train_subset" in manifest else "qkd evaluate"
+            raise ValueError(f"RUN_DIR: {root} is a `{kind}` output folder (its tables are results.csv and "
+                             f"summary.csv); `qkd report` takes the `qkd run` folder: qkd report "
+                             f"{manifest.get('run', 'RUN_DIR')}")
+        raise ValueError(f"RUN_DIR: {run.manifest} has no config: {root} is not a `qkd run` folder")
+    if not (root / "units").is_dir():
+        raise ValueError(f"RUN_DIR: {root} holds no finished units (is it a qkd run directory?)")
+    check_output_dir(root, "RUN_DIR", in_use_ok=True)  # the report is written into the run folder
+    return run
+
+
+def _config(run: RunDir) -> dict | None:
+    return (run.read_manifest() or {}).get("config")
+
+
 def missing_units(run: RunDir) -> list[str]:
     """Units the run's config asks for that are not finished (empty for a complete run)."""
-    if not run.manifest.is_file():
+    config = _config(run)
+    if config is None:
         return []
-    cfg = parse_config(json.loads(run.manifest.read_text())["config"], str(run.manifest))
+    cfg = parse_config(config, str(run.manifest))
     return [u.key for u in plan_units(cfg) if not run.is_done(u)]
 
 
@@ -47,73 +77,119 @@ def markdown(summary: list[dict], tests: list[dict], missing: list[str]) -> str:
               for s in summary]
     lines += ["", "## Knowledge distillation, paired over seeds", "",
               "KD minus no-KD test macro-F1 for the same seed (same init and data order); "
-              "Wilcoxon signed-rank test, two-sided.", "",
-              "| model | pairs | mean diff | median diff | wins/losses | p (Wilcoxon) | note |",
-              "|---|---|---|---|---|---|---|"]
+              f"{WILCOXON_TEST}. p method: which of these gave p. kd_tests.csv also has the textbook "
+              "variant that drops zero differences first (p_wilcoxon_drop_zeros).", "",
+              "| model | pairs | mean diff | median diff | wins/losses | p (Wilcoxon) | p method | note |",
+              "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {t['model']} | {t['n_pairs']} | {t['mean_diff']:+.4f} | {t['median_diff']:+.4f} | "
-              f"{t['wins']}/{t['losses']} | {_fmt(t['p_wilcoxon'])} | {t['note']} |" for t in tests]
+              f"{t['wins']}/{t['losses']} | {_fmt(t['p_wilcoxon'])} | {t.get('p_method', '')} | {t['note']} |"
+              for t in tests]
     if missing:
         lines += ["", f"## Partial run: {len(missing)} unit(s) missing", "", ", ".join(missing)]
     return "\n".join(lines) + "\n"
 
 
-def figure(summary: list[dict], title: str) -> bytes:
-    """Grouped bars of mean F1 per student, KD vs no KD; variance on top, parameter count at the base."""
+VERTICAL_MAX_MODELS = 10
+"""Up to this many students figure1.png has vertical bars (the paper's Fig. 1); more get one row each."""
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _png(fig, dpi: int) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    _pyplot().close(fig)
+    return buf.getvalue()
+
+
+def figure_object(summary: list[dict], title: str):
+    """The matplotlib figure of :func:`figure`. Up to :data:`VERTICAL_MAX_MODELS` students: grouped
+    vertical bars of mean F1, KD vs no KD, variance on top, parameter count at the base (the paper's
+    Fig. 1). More students (the Hasan grid): one row per student, horizontal bars, the parameter count
+    in the label and ``mean +- std`` at the bar's end, so the figure stays a readable size."""
+    plt = _pyplot()
     students = [s for s in summary if not s["model"].endswith("(teacher)")]
     models = list(dict.fromkeys(s["model"] for s in students))
     get = {(s["model"], s["kd"]): s for s in students}
-    x = np.arange(len(models))
+    params = {m: next(s["n_params"] for s in students if s["model"] == m) for m in models}
+    low = max(0.0, math.floor((min((s["mean_f1"] - s["std_f1"] for s in students), default=1.0) - 0.05) * 10) / 10)
+    bars = ((-1, False, "#9aa5b1", "without KD"), (1, True, "#2f6db5", "with KD"))
+    if len(models) > VERTICAL_MAX_MODELS:
+        height = 0.36
+        fig, ax = plt.subplots(figsize=(8.5, 1.6 + 0.48 * len(models)))
+        y = np.arange(len(models))[::-1]
+        for sign, kd, colour, label in bars:
+            rows = [(y[i] - sign * height / 2, get[(m, kd)]) for i, m in enumerate(models) if (m, kd) in get]
+            if not rows:
+                continue
+            pos, ss = zip(*rows)
+            ax.barh(pos, [s["mean_f1"] - low for s in ss], height, left=low, color=colour, label=label,
+                    xerr=[s["std_f1"] for s in ss], capsize=2, ecolor="#333")
+            for p, s in zip(pos, ss):
+                ax.text(min(s["mean_f1"] + s["std_f1"], 1.0) + 0.005 * (1 - low), p,
+                        f"{s['mean_f1']:.3f} ± {s['std_f1']:.3f}", va="center", fontsize=7)
+        ax.set_yticks(y, [f"{m} ({params[m]} params)" for m in models], fontsize=8)
+        ax.set_xlim(low, 1.0 + 0.2 * (1.0 - low))
+        ax.set_xlabel("test macro-F1 (mean over seeds, bar = std)" + (f"; axis starts at {low:g}" if low else ""))
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
+        ax.set_title(title, fontsize=10, pad=22)
+        fig.tight_layout()
+        return fig
     width = 0.38
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(models) + 2), 4.6))
-    for offset, kd, colour, label in ((-width / 2, False, "#9aa5b1", "without KD"),
-                                      (width / 2, True, "#2f6db5", "with KD")):
+    x = np.arange(len(models))
+    rotate = max((len(m) for m in models), default=0) > 12
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(models) + 2), 4.6 + (0.8 if rotate else 0)))
+    for sign, kd, colour, label in bars:
         for i, m in enumerate(models):
             s = get.get((m, kd))
             if s is None:
                 continue
-            ax.bar(x[i] + offset, s["mean_f1"], width, color=colour, label=label if i == 0 or
-                   (m, not kd) not in get else None, yerr=s["std_f1"], capsize=3, ecolor="#333")
-            ax.text(x[i] + offset, s["mean_f1"] + s["std_f1"] + 0.004, f"var\n{s['var_f1']:.1e}",
+            ax.bar(x[i] + sign * width / 2, s["mean_f1"], width, color=colour, label=label, yerr=s["std_f1"],
+                   capsize=3, ecolor="#333")
+            ax.text(x[i] + sign * width / 2, s["mean_f1"] + s["std_f1"] + 0.004, f"var\n{s['var_f1']:.1e}",
                     ha="center", va="bottom", fontsize=6.5)
-    low = max(0.0, math.floor((min(s["mean_f1"] - s["std_f1"] for s in students) - 0.05) * 10) / 10)
     for i, m in enumerate(models):
-        n_params = next(s["n_params"] for s in students if s["model"] == m)
-        ax.text(x[i], low + 0.01 * (1.1 - low), f"{n_params}\nparams", ha="center", va="bottom", fontsize=7,
+        ax.text(x[i], low + 0.01 * (1.1 - low), f"{params[m]}\nparams", ha="center", va="bottom", fontsize=7,
                 color="white", fontweight="bold")
     handles, labels = ax.get_legend_handles_labels()
     uniq = dict(zip(labels, handles))
     ax.legend(uniq.values(), uniq.keys(), loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
-    ax.set_xticks(x, models)
-    ax.set_ylim(low, 1.0 + 0.12 * (1.0 - low))
+    ax.set_xticks(x, models, rotation=30 if rotate else 0, ha="right" if rotate else "center")
+    top = max([1.0] + [s["mean_f1"] + s["std_f1"] for s in students])
+    ax.set_ylim(low, top + 0.15 * (1.0 - low))  # room for the variance labels above the error bars
     ax.set_ylabel("test macro-F1 (mean over seeds, bar = std)" + (f"\naxis starts at {low:g}" if low else ""))
     ax.set_title(title, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=130)
-    plt.close(fig)
-    return buf.getvalue()
+    return fig
+
+
+def figure(summary: list[dict], title: str) -> bytes:
+    """figure1.png: mean test F1 per student, KD vs no KD (see :func:`figure_object`)."""
+    return _png(figure_object(summary, title), dpi=130)
 
 
 def _in_config_order(run: RunDir, rows: list[dict]) -> list[dict]:
     """Rows ordered as the config lists its models (teacher first), else as found."""
-    if not run.manifest.is_file():
+    config = _config(run)
+    if config is None:
         return rows
-    cfg = parse_config(json.loads(run.manifest.read_text())["config"], str(run.manifest))
+    cfg = parse_config(config, str(run.manifest))
     order = {(u.role, u.model, u.kd): i for i, u in enumerate(reversed(plan_units(cfg)))}
     return sorted(rows, key=lambda r: (-order.get((r["role"], r["model"], r["kd"]), -1), r["seed"]))
 
 
 def write_report(run_dir: str | Path) -> dict:
     """Write summary.csv, summary.md and figure1.png into ``run_dir``; return what was written."""
-    run = RunDir(run_dir)
-    if not (run.root / "units").is_dir():
-        raise ValueError(f"RUN_DIR: {run.root} holds no finished units (is it a qkd run directory?)")
+    run = report_folder(run_dir)
     rows = _in_config_order(run, run.results())
     run.write_results_csv()
     summary = run_summary(rows)
@@ -122,7 +198,7 @@ def write_report(run_dir: str | Path) -> dict:
     atomic_write_csv(run.root / "summary.csv", summary, SUMMARY_COLUMNS)
     atomic_write_csv(run.root / "kd_tests.csv", tests, list(tests[0]) if tests else ["model"])
     atomic_write_text(run.root / "summary.md", markdown(summary, tests, missing))
-    name = json.loads(run.manifest.read_text())["config"]["name"] if run.manifest.is_file() else run.root.name
+    name = (_config(run) or {}).get("name", run.root.name)
     n_seeds = max((s["n_seeds"] for s in summary), default=0)
     atomic_write_bytes(run.root / "figure1.png", figure(summary, f"{name}: {n_seeds} seeds"))
     return {"summary": summary, "tests": tests, "missing": missing}
@@ -134,7 +210,7 @@ def write_report(run_dir: str | Path) -> dict:
 
 HASAN_PAPER_ERRORS = {("mnist", 4): 0.22, ("mnist", 8): 0.10, ("fashion_mnist", 4): 0.23,
                       ("fashion_mnist", 8): 0.16, ("cifar10", 4): 0.75, ("cifar10", 8): 0.68}
-"""Test error of FC + amplitude students read off Hasan & Mahdy's v2 figure (approximate; NOTES.md)."""
+"""Test error of FC + amplitude students read off Hasan & Mahdy's v2 figure (approximate; docs/papers.md)."""
 
 HASAN_COLUMNS = ["student", "qubits", "reduction", "encoding", "kd", "mean_accuracy", "std_accuracy",
                  "mean_f1", "n_seeds", "n_params", "mean_epochs"]
@@ -175,13 +251,15 @@ def hasan_markdown(summary: list[dict], dataset: str, missing: list[str]) -> str
 
 
 def hasan_figure(summary: list[dict], title: str) -> bytes:
+    """hasan_<dataset>.png (see :func:`hasan_figure_object`)."""
+    return _png(hasan_figure_object(summary, title), dpi=120)
+
+
+def hasan_figure_object(summary: list[dict], title: str):
     """One panel per qubit count: test accuracy by reduction (groups) and encoding (colours), KD
-    (solid) vs no KD (hatched), std as error bars; the teacher as a dashed line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    (solid) vs no KD (hatched), std as error bars; the teacher as a dashed line; the legend in a row
+    under the panels, clear of the bars."""
+    plt = _pyplot()
     students = [s for s in summary if not s["student"].endswith("(teacher)")]
     teacher = [s for s in summary if s["student"].endswith("(teacher)")]
     qubits = sorted({s["qubits"] for s in students})
@@ -211,21 +289,18 @@ def hasan_figure(summary: list[dict], title: str) -> bytes:
         ax.grid(axis="y", alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
     uniq = dict(zip(labels, handles))
-    axes[0][-1].legend(uniq.values(), uniq.keys(), fontsize=7, loc="lower right")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    return buf.getvalue()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.legend(uniq.values(), uniq.keys(), fontsize=7, loc="lower center", ncol=min(4, len(uniq)), frameon=False)
+    return fig
 
 
 def write_hasan_report(run_dir: str | Path) -> dict:
     """Write hasan_summary.csv, hasan_summary.md and hasan_<dataset>.png into a Hasan-study run dir."""
-    run = RunDir(run_dir)
-    if not (run.root / "units").is_dir() or not run.manifest.is_file():
-        raise ValueError(f"RUN_DIR: {run.root} holds no finished units (is it a qkd run directory?)")
-    config = json.loads(run.manifest.read_text())["config"]
+    run = report_folder(run_dir)
+    config = _config(run)
+    if config is None:
+        raise ValueError(f"RUN_DIR: {run.root} has no manifest.json (is it a qkd run directory?)")
     dataset = config["data"]["name"]
     summary = grid_summary(run.results(), config)
     missing = missing_units(run)

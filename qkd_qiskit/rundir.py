@@ -221,7 +221,7 @@ class RunDir:
         except FileNotFoundError:
             raise RunFileError(f"{path}: missing; {hint}") from None
         except Exception as err:  # noqa: BLE001 - torch raises RuntimeError, EOFError, UnpicklingError, ...
-            why = (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
+            why = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". ")[0][:120]
             raise RunFileError(f"{path}: damaged checkpoint ({why}); {hint}") from None
         if not isinstance(ck, dict) or not isinstance(ck.get("state"), dict):
             raise RunFileError(f"{path}: not a checkpoint of this package (no 'state'); {hint}")

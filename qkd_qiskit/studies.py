@@ -9,13 +9,34 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .config import ExperimentConfig, load_config, parse_config
+from .shipped import shipped_dir, shipped_file, shipped_names
 
 STUDIES = {"piperno2024": "piperno2024_xor.yaml", "hasan2023": "hasan2023_digits.yaml"}
 STUDY_DATASETS = {"hasan2023": {d: f"hasan2023_{d}.yaml" for d in ("digits", "mnist", "fashion_mnist", "cifar10")}}
 """Studies shipped for several datasets (``qkd reproduce STUDY --dataset D``); the default is in STUDIES."""
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def config_dir() -> Path:
+    """The shipped configs (the repository's ``configs/``; package data in an installed wheel)."""
+    return shipped_dir("configs")
+
+
+def resolve_config_path(spec: str | Path) -> Path:
+    """A config file from a path; a path that does not exist but names a shipped config
+    (``xor_classical``, ``xor_classical.yaml`` or ``configs/xor_classical.yaml``) is the shipped file,
+    so the README's commands also work outside the repository. Anything else is returned unchanged.
+
+    Example:
+        >>> resolve_config_path("configs/xor_classical.yaml").name, resolve_config_path("xor_classical").name
+        ('xor_classical.yaml', 'xor_classical.yaml')
+    """
+    path = Path(spec)
+    if path.is_file() or path.parent.name not in ("", "configs") or len(path.parts) > 2:
+        return path
+    return shipped_file("configs", path.name) or path
 
 
 def study_config(study: str, quick: bool = False, dataset: str | None = None) -> ExperimentConfig:
@@ -25,9 +46,9 @@ def study_config(study: str, quick: bool = False, dataset: str | None = None) ->
         if dataset not in options:
             raise ValueError(f"--dataset: study {study} has no dataset {dataset!r}"
                              + (f" (known: {', '.join(options)})" if options else " (it has one dataset)"))
-        cfg = load_config(CONFIG_DIR / options[dataset])
+        cfg = load_config(config_dir() / options[dataset])
     else:
-        cfg = load_config(CONFIG_DIR / STUDIES[study])
+        cfg = load_config(config_dir() / STUDIES[study])
     if not quick:
         return cfg
     raw = cfg.model_dump(mode="json")
@@ -38,3 +59,45 @@ def study_config(study: str, quick: bool = False, dataset: str | None = None) ->
     for st in raw["students"]:
         st["train"] = None
     return parse_config(raw, f"{study} --quick")
+
+
+def _study_of(file: str) -> str | None:
+    """The ``qkd reproduce`` command that runs a shipped config file, if one does."""
+    for study, options in STUDY_DATASETS.items():
+        for dataset, name in options.items():
+            if name == file:
+                return f"qkd reproduce {study}" + ("" if STUDIES.get(study) == name else f" --dataset {dataset}")
+    return next((f"qkd reproduce {study}" for study, name in STUDIES.items() if name == file), None)
+
+
+def config_table() -> list[dict[str, Any]]:
+    """One row per shipped config (``qkd configs``): its name, dataset, teacher, students, seeds, the
+    number of trained units, and the command that runs it.
+
+    Example:
+        >>> row = next(r for r in config_table() if r["name"] == "piperno2024_xor")
+        >>> row["dataset"], row["teacher"], row["students"][:3], row["seeds"], row["units"], row["run"]
+        ('xor', 'teacher_mlp', ['linear', 'hea', 'universal'], 12, 204, 'qkd reproduce piperno2024')
+    """
+    rows = []
+    for name in shipped_names("configs"):
+        cfg = load_config(config_dir() / f"{name}.yaml")
+        rows.append({"name": name, "dataset": cfg.data.name, "teacher": cfg.teacher.model,
+                     "students": [s.label for s in cfg.students],
+                     "student_models": list(dict.fromkeys(s.model for s in cfg.students)),
+                     "seeds": len(cfg.seeds),
+                     "units": len(cfg.seeds) * (1 + sum(len(s.kd) for s in cfg.students)),
+                     "run": _study_of(f"{name}.yaml") or f"qkd run {name} --out DIR"})
+    return rows
+
+
+def format_config_table(rows: list[dict[str, Any]]) -> str:
+    """``qkd configs`` as a plain-text table (a long student list is summarised by model)."""
+    table = [("config", "dataset", "teacher", "students", "seeds", "units", "run with")]
+    for r in rows:
+        students = r["students"]
+        listed = ",".join(students) if len(students) <= 8 else f"{len(students)} x {','.join(r['student_models'])}"
+        table.append((r["name"], r["dataset"], r["teacher"], listed, str(r["seeds"]), str(r["units"]), r["run"]))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return "\n".join("  ".join(c.rjust(w) if c.isdigit() or c in ("seeds", "units") else c.ljust(w)
+                               for c, w in zip(row, widths)).rstrip() for row in table)

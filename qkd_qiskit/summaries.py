@@ -146,7 +146,8 @@ def paired_kd_tests(rows: Sequence[dict]) -> list[dict]:
             p, p_drop, method, note = float("nan"), float("nan"), "", "one seed: no test"
         else:
             p, method, note = float(wilcoxon(diff, zero_method="zsplit").pvalue), wilcoxon_p_method(diff), ""
-            p_drop = float(wilcoxon(diff, zero_method="wilcox").pvalue)
+            # = wilcoxon(diff, zero_method="wilcox"), at a fraction of its permutation cost
+            p_drop = p if (diff != 0).all() else float(wilcoxon(diff[diff != 0]).pvalue)
         tests.append({"model": model, "n_pairs": len(seeds), "mean_diff": float(diff.mean()),
                       "median_diff": float(np.median(diff)), "std_diff": sample_std(diff),
                       "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()), "p_wilcoxon": p,

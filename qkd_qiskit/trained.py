@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from .catalog import QUANTUM_STUDENT_MODELS
 from .config import ExperimentConfig, parse_config
 from .data import Dataset, load_dataset
 from .models import NEEDS_IMAGE_SHAPE, build_model, load_model_states
-from .rundir import RunDir, Unit
+from .rundir import RunDir, RunFileError, Unit, training_dir
 
 QNN_OPTIONS = ("backend", "gradient")
 """Student options that only choose how a circuit was trained, not what it is (dropped on rebuild)."""
@@ -48,7 +48,7 @@ def torch_dtype(cfg: ExperimentConfig) -> torch.dtype:
 
 def torch_device(cfg: ExperimentConfig) -> torch.device:
     if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: cuda requested but no CUDA device is available")
+        raise ValueError("device: cuda requested but no CUDA device is available here (use device: cpu)")
     return torch.device(cfg.device)
 
 
@@ -80,7 +80,13 @@ def load_trained(run: RunDir, units: Sequence[Unit], cfg: ExperimentConfig, data
                  options: dict) -> torch.nn.Module:
     """Rebuild the ensemble of finished ``units`` (same model) from their checkpoints."""
     net = build_for_units(cfg, data, unit_model(cfg, units[0]), options, [u.seed for u in units], units[0].model)
-    return load_model_states(net, [run.load_checkpoint(u)["state"] for u in units])
+    states = [run.load_checkpoint(u)["state"] for u in units]
+    try:
+        return load_model_states(net, states)
+    except (KeyError, RuntimeError, ValueError) as err:  # a checkpoint of another model or config
+        why = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise RunFileError(f"{run.unit_dir(units[0]).parent}: checkpoints of {units[0].model} do not fit the "
+                           f"model of the run's config ({why})") from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -104,10 +110,13 @@ class QuantumGroup:
 
 def load_run(run_dir: str | Path) -> tuple[RunDir, ExperimentConfig, Dataset]:
     """The run folder, its resolved config (from ``manifest.json``) and its dataset."""
-    run = RunDir(run_dir)
+    run = training_dir(run_dir)
     if not run.manifest.is_file():
         raise ValueError(f"run: {run.root} has no manifest.json (not a `qkd run` output folder)")
-    cfg = parse_config(run.read_manifest()["config"], str(run.manifest))
+    manifest = run.read_manifest()
+    if "config" not in manifest:
+        raise ValueError(f"run: {run.root} is not a `qkd run` output folder (its manifest.json has no config)")
+    cfg = parse_config(manifest["config"], str(run.manifest))
     return run, cfg, load_dataset(cfg.data.name, **cfg.data.loader_options())
 
 
@@ -138,6 +147,15 @@ def quantum_groups(run: RunDir, cfg: ExperimentConfig, students: Sequence[str] |
 def load_group(run: RunDir, cfg: ExperimentConfig, data: Dataset, group: QuantumGroup) -> torch.nn.Module:
     """The exact-engine ensemble of a group's units, weights from their checkpoints."""
     return load_trained(run, list(group.units), cfg, data, dict(group.options)).eval()
+
+
+def groups_to_do(run: RunDir, cfg: ExperimentConfig, data: Dataset, groups: Sequence[QuantumGroup],
+                 done: Callable[[Unit], bool]) -> Iterator[tuple[QuantumGroup, torch.nn.Module, list[Unit]]]:
+    """Each group that still has units not ``done``: the group, its ensemble (loaded once) and those units."""
+    for group in groups:
+        todo = [u for u in group.units if not done(u)]
+        if todo:
+            yield group, load_group(run, cfg, data, group), todo
 
 
 def group_student(cfg: ExperimentConfig, data: Dataset, group: QuantumGroup) -> Any:

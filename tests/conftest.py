@@ -1,10 +1,21 @@
+import os
 import sys
 from pathlib import Path
 
-import numpy as np
-import pytest
+# One torch/OpenMP thread in the test process and every `qkd` subprocess it starts (inherited), set
+# before torch is imported. The tests' tensors are small; on a busy machine, idle OpenMP threads
+# spin-waiting for cores cost ~10x the CPU time (quick reproduce: 206 s of CPU with 2 threads, 18 s
+# with 1). A developer can still override it from the environment.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+
+HANG_GUARD_S = 1800
+"""Timeout of a test's subprocess: only a guard against a hang, never a speed requirement (a busy
+machine may be many times slower than a quiet one)."""
 
 
 @pytest.fixture

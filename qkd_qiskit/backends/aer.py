@@ -71,12 +71,12 @@ class AerBackend(Backend):
                 "method": p.method, "fast_eval": p.fast_eval, "optimization_level": p.optimization_level,
                 "seed_transpiler": p.seed_transpiler, "num_qubits": self.num_qubits}
 
-    def compacted(self, student: Any, measured: bool = True) -> Compacted:
+    def compacted(self, student: Any, measured: bool = True, keep_parameters: bool = False) -> Compacted:
         """The ISA circuit on its active qubits only, with the noise model restricted to them."""
-        key = ("compact", *self.student_key(student, measured))
+        key = ("compact", *self.student_key(student, measured, keep_parameters))
         if key not in self._cache:
             records = _noise_records(self.profile.noise_model, self.profile.device)
-            self._cache[key] = Compacted.build(self.transpiled(student, measured), self.noise_model,
+            self._cache[key] = Compacted.build(self.transpiled(student, measured, keep_parameters), self.noise_model,
                                                self.relaxes_delays, records)
         return self._cache[key]
 

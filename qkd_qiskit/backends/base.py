@@ -72,13 +72,14 @@ class Backend:
         """Cache key of a student's circuit on this backend."""
         return (student.name, student.n_qubits, student.layers, id(student.circuit), *extra)
 
-    def transpiled(self, student: Any, measured: bool = True) -> Transpiled:
-        """The student's circuit (with final read-out measurements if ``measured``), transpiled once."""
-        key = ("isa", *self.student_key(student, measured))
+    def transpiled(self, student: Any, measured: bool = True, keep_parameters: bool = False) -> Transpiled:
+        """The student's circuit (with final read-out measurements if ``measured``), transpiled once
+        (``keep_parameters``: only among trials that keep every parameter, as QNNs need)."""
+        key = ("isa", *self.student_key(student, measured, keep_parameters))
         if key not in self._cache:
             self.check_fits(student)
             circuit = student.measured_circuit() if measured else student.circuit
-            self._cache[key] = best_transpile(circuit, self.transpile_trials(), self.target())
+            self._cache[key] = best_transpile(circuit, self.transpile_trials(), self.target(), keep_parameters)
         return self._cache[key]
 
     def describe(self) -> dict[str, Any]:

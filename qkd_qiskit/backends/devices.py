@@ -75,6 +75,69 @@ def _preset_pass_manager(backend: Any, basis_gates: tuple[str, ...] | None, opti
                                         seed_transpiler=seed_transpiler)
 
 
+def target_error_medians(target: Any) -> tuple[float | None, float | None]:
+    """Median error of the 2-qubit gates and median read-out error of a ``qiskit.transpiler.Target``
+    (None where the target reports none).
+
+    The 2-qubit median is over every (gate, qubit pair) with a reported error, of every 2-qubit
+    instruction of the target (``ecr``, ``cz``, ``cx``, ...; a device with broken couplers reports
+    them with error 1, which the median shrugs off); the read-out median is over the ``measure``
+    errors of all qubits.
+
+    Example (a hand-made 3-qubit target):
+        >>> from qiskit.circuit.library import CZGate, Measure
+        >>> from qiskit.transpiler import InstructionProperties, Target
+        >>> t = Target(num_qubits=3)
+        >>> t.add_instruction(CZGate(), {(0, 1): InstructionProperties(error=0.01),
+        ...                              (1, 2): InstructionProperties(error=0.04),
+        ...                              (2, 1): InstructionProperties(error=0.02)})
+        >>> t.add_instruction(Measure(), {(q,): InstructionProperties(error=e) for q, e in enumerate([0.1, 0.3, 0.2])})
+        >>> target_error_medians(t)
+        (0.02, 0.2)
+    """
+    from statistics import median
+
+    two_qubit = []
+    for op_name in target.operation_names:
+        op = target.operation_from_name(op_name)
+        if isinstance(op, type) or getattr(op, "num_qubits", None) != 2:  # variadic (control flow) or not 2q
+            continue
+        two_qubit += [p.error for p in target[op_name].values() if p is not None and p.error is not None]
+    readout = [p.error for p in target["measure"].values() if p is not None and p.error is not None] \
+        if "measure" in target.operation_names else []
+    return (float(median(two_qubit)) if two_qubit else None, float(median(readout)) if readout else None)
+
+
+def device_summary(name: str) -> dict[str, Any]:
+    """Headline numbers of a fake device snapshot, from its public ``target``, ``configuration()`` and
+    ``properties()``: qubits, 2-qubit gate names, processor family and revision (None if the
+    snapshot does not say), snapshot date (the properties' ``last_update_date``, None if absent),
+    and the medians of :func:`target_error_medians`.
+
+    Example:
+        >>> s = device_summary("fake_manila")
+        >>> s["device"], s["qubits"], s["two_qubit_gates"], s["processor"]
+        ('fake_manila', 5, ['cx'], 'Falcon r5.11')
+        >>> 0 < s["median_2q_error"] < 0.1 and 0 < s["median_readout_error"] < 0.1
+        True
+    """
+    backend = fake_device(name)
+    target = backend.target
+    two_qubit = sorted(n for n in target.operation_names
+                       if not isinstance(target.operation_from_name(n), type)
+                       and getattr(target.operation_from_name(n), "num_qubits", None) == 2)
+    processor = getattr(backend.configuration(), "processor_type", None) or {}
+    family = processor.get("family")
+    revision = processor.get("revision")
+    properties = backend.properties()
+    updated = getattr(properties, "last_update_date", None) if properties is not None else None
+    median_2q, median_readout = target_error_medians(target)
+    return {"device": name, "qubits": backend.num_qubits, "two_qubit_gates": two_qubit,
+            "processor": None if family is None else f"{family}" + ("" if revision is None else f" r{revision}"),
+            "snapshot": None if updated is None else updated.date().isoformat(),
+            "median_2q_error": median_2q, "median_readout_error": median_readout}
+
+
 @lru_cache(maxsize=None)
 def device_noise_model(name: str) -> Any:
     """Aer noise model of a fake device (cached: building it takes ~1 s for 127 qubits)."""

@@ -33,6 +33,7 @@ import numpy as np
 from qiskit_aer.noise import NoiseModel, QuantumError, ReadoutError
 
 from ..atomic import atomic_write_text
+from ..strict import read_json
 
 def save_noise_model(noise_model: Any, path: str | Path) -> Path:
     """Write a noise model as JSON (``NoiseModel.to_dict``), loadable by an ``aer`` profile.
@@ -46,10 +47,18 @@ def save_noise_model(noise_model: Any, path: str | Path) -> Path:
 
 @lru_cache(maxsize=None)
 def load_noise_model(path: str) -> Any:
-    """Noise model from a JSON file of :func:`save_noise_model` (``NoiseModel.from_dict``)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return NoiseModel.from_dict(json.loads(Path(path).read_text()))
+    """Noise model from a JSON file of :func:`save_noise_model` (``NoiseModel.from_dict``); a file
+    that is not one is a one-line ValueError naming it."""
+    raw = read_json(Path(path), ValueError, "noise_model must be a JSON file written by save_noise_model")
+    if not isinstance(raw.get("errors"), list):
+        raise ValueError(f"{path}: not an Aer noise model (no 'errors' list; write one with save_noise_model)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return NoiseModel.from_dict(raw)
+    except Exception as err:  # noqa: BLE001 - from_dict raises KeyError, TypeError, ... on foreign JSON
+        why = (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
+        raise ValueError(f"{path}: not an Aer noise model ({type(err).__name__}: {why})") from None
 
 
 def noise_errors(noise_model: Any) -> list[dict]:

@@ -105,6 +105,7 @@ class IBMProfile(_Common):
     mode: Literal["batch", "session", "job"] = "batch"
     shots: int = Field(1024, gt=0)
     seed: int | None = Field(None, ge=0)
+    """``seed_simulator`` of local testing mode; 0 is refused (qiskit-ibm-runtime reads 0 as "no seed")."""
     optimization_level: int = Field(1, ge=0, le=3)
     seed_transpiler: int = Field(1234, ge=0)
     optimization_levels: list[Annotated[int, Field(ge=0, le=3)]] | None = Field(None, min_length=1)
@@ -124,6 +125,14 @@ class IBMProfile(_Common):
             fake_device(v)
         elif not re.fullmatch(r"ibm_[a-z0-9_]+", v):
             raise ValueError(f"{v!r} is neither a fake_* snapshot (local testing mode) nor an IBM device name (ibm_*)")
+        return v
+
+    @field_validator("seed")
+    @classmethod
+    def _seed_not_zero(cls, v: int | None) -> int | None:
+        if v == 0:  # QiskitRuntimeLocalService drops a falsy seed_simulator: the run would not be reproducible
+            raise ValueError("must be >= 1: qiskit-ibm-runtime treats seed 0 as no seed at all (unseeded, "
+                             "not reproducible); use any other value, or leave it out for no seed")
         return v
 
     @property

@@ -65,17 +65,22 @@ def estimated_success(circuit: QuantumCircuit, target: Any) -> float:
     return p
 
 
-def best_transpile(circuit: QuantumCircuit, trials: Sequence[tuple[dict, Any]], target: Any) -> Transpiled:
+def best_transpile(circuit: QuantumCircuit, trials: Sequence[tuple[dict, Any]], target: Any,
+                   keep_parameters: bool = False) -> Transpiled:
     """Run every ``(info, pass_manager)`` trial and keep the ISA circuit with the highest
     :func:`estimated_success` on ``target`` (the first trial when there is no target); the winner's
-    ``info`` (level, seed), its estimate and the number of trials are recorded in ``stats()``."""
-    best = None
-    for info, pm in trials:
+    ``info`` (level, seed), its estimate and the number of trials are recorded in ``stats()``.
+
+    ``keep_parameters``: prefer trials whose circuit still holds every parameter (levels 2-3 remove
+    diagonal gates right before a measurement, e.g. hea's last RZ layer, which changes no read-out
+    but leaves a QNN without some of its weights)."""
+    candidates = []
+    for i, (info, pm) in enumerate(trials):
         t = transpile_once(circuit, pm)
         esp = None if target is None or pm is None else estimated_success(t.circuit, target)
-        if best is None or (esp is not None and esp > best[0]):
-            best = (esp, info, t)
-    esp, info, t = best
+        kept = not keep_parameters or set(circuit.parameters) <= set(t.circuit.parameters)
+        candidates.append(((kept, -1.0 if esp is None else esp, -i), info, t, esp))
+    _, info, t, esp = max(candidates, key=lambda c: c[0])  # kept, then best estimate, then first
     return Transpiled(t.circuit, t.layout, t.final_layout, {**info, "estimated_success": esp, "trials": len(trials)})
 
 

@@ -33,9 +33,10 @@ from .ansatzes import hea, q_nd, q_nd_active_qubits, rot_layers, universal, univ
 from .embeddings import (ENCODINGS, amplitude_angles, amplitude_embedding, angle_angles, angle_embedding,
                          dense_angle_embedding, encoding_capacity)
 from .mux import MuxRYGate
+from .redundancy import idle_weights
 from .student import StudentCircuit, build_student, initial_weights, readout_distribution, without_measurements
 
 __all__ = ["ARCHITECTURES", "ENCODINGS", "MEAS_REGISTER", "MuxRYGate", "StudentCircuit", "amplitude_angles",
            "amplitude_embedding", "angle_angles", "angle_embedding", "build_student", "dense_angle_embedding",
-           "encoding_capacity", "hea", "initial_weights", "q_nd", "q_nd_active_qubits", "readout_distribution",
+           "encoding_capacity", "hea", "idle_weights", "initial_weights", "q_nd", "q_nd_active_qubits", "readout_distribution",
            "rot_layers", "universal", "universal_layer_size", "without_measurements"]

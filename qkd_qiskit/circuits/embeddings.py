@@ -102,13 +102,17 @@ def _check_batch(x: Any, n_qubits: int, max_features: int, use_torch: bool) -> A
 
 
 def _safe_sqrt(s: Any, xp: SimpleNamespace) -> Any:
-    """sqrt with a zero (not NaN) gradient at 0: sub-blocks of binary data are often all zero."""
+    """sqrt with a zero (not NaN) gradient at 0: sub-blocks of binary data are often all zero.
+
+    Only a convention: a block norm is not differentiable at 0 (see :func:`amplitude_angles`)."""
     pos = s > 0
     return xp.where(pos, xp.sqrt(xp.where(pos, s, 1.0)), 0.0)
 
 
 def _safe_atan2(y: Any, x: Any, xp: SimpleNamespace) -> Any:
-    """atan2 with atan2(0, 0) = 0 and a zero gradient there (torch's would be NaN)."""
+    """atan2 with atan2(0, 0) = 0 and a zero gradient there (torch's would be NaN).
+
+    Only a convention: the angle is discontinuous at (0, 0) (see :func:`amplitude_angles`)."""
     both_zero = (x == 0) & (y == 0)
     return xp.atan2(xp.where(both_zero, 0.0, y), xp.where(both_zero, 1.0, x))
 
@@ -121,6 +125,22 @@ def amplitude_angles(x: Any, n_qubits: int, max_features: int | None = None) -> 
     Vectors shorter than ``2**n`` are zero-padded. Level ``k < n - 1`` angles are
     ``2 atan2(||upper half||, ||lower half||)`` of each block; the leaf level uses the signed
     amplitudes, ``2 atan2(x[2m+1], x[2m])``, so signs are exact.
+
+    Differentiability (w.r.t. the raw features ``x``). The prepared state ``x / ||x||`` is smooth
+    wherever ``x != 0``, but this angle map is not: it is smooth exactly where every aligned pair
+    ``(x[2m], x[2m+1])`` holding at least one real (not padded) feature has a non-zero entry.
+    There, autograd through the angles and the circuit gives the state's true derivative (tested
+    against finite differences of ``x / ||x||``), including on the leaf branch cut
+    ``x[2m+1] = 0 > x[2m]``, where the angle jumps from ``2 pi`` to ``-2 pi`` but ``RY`` does not
+    change (``RY(2 pi) = RY(-2 pi) = -I``). Where such a pair is ``(0, 0)`` the map is not
+    differentiable: the pair's leaf angle ``atan2(0, 0)`` is discontinuous, and an all-zero block's
+    norm (in its parent's angle) is not differentiable at 0. The angle parameterisation cannot carry
+    the state's derivative along those features (every direction of the state that moves amplitude
+    into the zero pair has zero derivative w.r.t. the angles there), so the gradient returned for the
+    features of an all-zero pair is 0 - a convention (``_safe_sqrt``, ``_safe_atan2``), not the
+    state's derivative ``e_i / ||x||``; the derivatives w.r.t. all other features stay exact. This
+    matters only where gradients flow into the features (a trainable ``fc`` reduction, whose outputs
+    are never exactly zero in practice); raw data such as the XOR bits is embedded without gradients.
 
     Raises:
         ValueError: naming the sample index, for an all-zero vector, NaN/inf, or a vector longer

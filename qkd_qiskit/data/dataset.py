@@ -56,6 +56,10 @@ def from_arrays(name: str, x: np.ndarray, y: np.ndarray, class_names: tuple[str,
                 split: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0) -> Dataset:
     """Split one labelled array into a :class:`Dataset` (seeded)."""
     tr, va, te = split_indices(len(x), split, seed)
+    empty = [name for name, idx in zip(("train", "val", "test"), (tr, va, te)) if len(idx) == 0]
+    if empty:
+        raise ValueError(f"data.split: {list(split)} of {len(x)} samples leaves the {' and '.join(empty)} "
+                         "split empty (more samples or larger fractions)")
     x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y, dtype=np.int64)
     return Dataset(name, x[tr], y[tr], x[va], y[va], x[te], y[te], tuple(class_names))

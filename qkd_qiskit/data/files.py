@@ -158,13 +158,13 @@ def _md5(path: Path) -> str:
 
 
 def _download(url: str, dest: Path, md5: str, timeout: float = 20.0) -> None:
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part")
     with urllib.request.urlopen(url, timeout=timeout) as resp:
         total = int(resp.headers.get("Content-Length") or 0) or None
-        with open(tmp, "wb") as f, tqdm(total=total, unit="B", unit_scale=True, desc=dest.name) as bar:
+        with open(tmp, "wb") as f, progress_bar(total=total, unit="B", unit_scale=True, desc=dest.name) as bar:
             for chunk in iter(lambda: resp.read(1 << 16), b""):
                 f.write(chunk)
                 bar.update(len(chunk))

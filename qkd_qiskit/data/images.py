@@ -54,6 +54,13 @@ def make_image_dataset(name: str, x_train: np.ndarray, y_train: np.ndarray, x_te
     x_tr, y_tr = _select(x_train, y_train, classes, per_class, rng)
     x_te, y_te = _select(x_test, y_test, classes, test_per_class, rng)
     tr, va = stratified_cut(y_tr, val_fraction, rng)
+    n_train = np.bincount(y_tr[tr], minlength=len(classes))
+    if n_train.min() == 0:  # stratified_cut puts a class's only sample in validation
+        c = classes[int(np.argmin(n_train))]
+        n = int((y_tr == np.argmin(n_train)).sum())
+        field = "data.per_class" if per_class is not None else "data"
+        raise ValueError(f"{field}: class {c} has {n} sample(s) and the validation cut leaves none for training "
+                         "(need >= 2 per class)")
 
     def f(a: np.ndarray) -> np.ndarray:
         return (a.reshape(len(a), -1).astype(np.float32) / np.float32(scale))

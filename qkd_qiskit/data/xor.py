@@ -19,7 +19,7 @@ def xor_labels(bits: np.ndarray) -> np.ndarray:
     """Generalised XOR of the first two bits: 00 and 11 -> 0, 01 -> 1, 10 -> 2.
 
     It is the only rule of two bits giving class probabilities 1/2, 1/4, 1/4 whose class "zero" is
-    not linearly separable from the rest (NOTES.md). Note: a 3-class softmax over linear scores
+    not linearly separable from the rest (docs/papers.md). Note: a 3-class softmax over linear scores
     *can* still classify it exactly (scores ``b1 - b0 - 1/2``, ``b0 - b1 - 1/2``, ``0``), which is
     why the linear student reaches F1 = 1 here.
     """

@@ -16,6 +16,7 @@ from ..atomic import atomic_write_json, atomic_write_text
 from ..backends import IBMRuntimeBackend, Profile, load_profile, parse_profile
 from ..data import stratified_subset
 from ..rundir import RunDir, now
+from ..strict import read_json
 
 JOBS_FILE = "jobs.json"
 FINISHED = ("done",)
@@ -40,7 +41,7 @@ class Ledger:
         folder = run.root / "jobs" / backend.name
         path = folder / JOBS_FILE
         if path.is_file():
-            data = json.loads(path.read_text())
+            data = read_ledger(path)
             if data["profile"] != backend.profile.model_dump(mode="json"):
                 raise ValueError(f"jobs: {path} was written with a different '{backend.name}' profile; "
                                  "rename the profile (name:) or move the old folder")
@@ -71,9 +72,22 @@ class Ledger:
         self.save()
 
     def load_result(self, key: str) -> Any:
+        """A stored job result; a missing or damaged file is one line naming it."""
         from qiskit_ibm_runtime import RuntimeDecoder
 
-        return json.loads(self.result_path(self.jobs[key]["job_id"]).read_text(), cls=RuntimeDecoder)
+        path = self.result_path(self.jobs[key]["job_id"])
+        try:
+            return json.loads(path.read_text(), cls=RuntimeDecoder)
+        except Exception as err:  # noqa: BLE001 - OSError, JSONDecodeError, or a decoder error on foreign JSON
+            why = (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
+            raise ValueError(f"{path}: damaged job result ({why}); run qkd collect again to fetch it anew") from None
+
+    def result_ok(self, key: str) -> bool:
+        """Whether a done job's stored result parses (cheap: JSON only, no decoding)."""
+        try:
+            return isinstance(json.loads(self.result_path(self.jobs[key]["job_id"]).read_bytes()), dict)
+        except (OSError, ValueError):
+            return False
 
 
 def ledger_data(ledger: Ledger, data: Any, max_samples: int | None = None) -> Any:
@@ -110,5 +124,14 @@ def find_ledger(run_dir: str | Path, spec: str | Path | None) -> tuple[Path, Pro
     if len(found) > 1:
         raise ValueError(f"collect: jobs of several profiles in {root} ({', '.join(p.name for p in found)}); "
                          "choose one with --backend")
-    data = json.loads((found[0] / JOBS_FILE).read_text())
+    data = read_ledger(found[0] / JOBS_FILE)
     return found[0], parse_profile(data["profile"], str(found[0] / JOBS_FILE))
+
+
+def read_ledger(path: Path) -> dict:
+    """A ``jobs.json``; a damaged or foreign one is one line naming it."""
+    hint = "it holds the submitted job ids: restore it, or move its folder away and submit again"
+    data = read_json(path, ValueError, hint)
+    if not isinstance(data.get("profile"), dict) or not isinstance(data.get("jobs"), dict):
+        raise ValueError(f"{path}: not a job ledger (no profile or jobs); {hint}")
+    return data

@@ -118,7 +118,11 @@ def _dry_run_backend(profile: Any, students: Sequence[Any], log: Callable[[str],
 
 def dry_run(run_dir: str | Path, spec: str | Path | Profile, log: Callable[[str], None] = print,
             students: Sequence[str] | None = None, max_samples: int | None = None) -> list[dict]:
-    """Print and return what ``submit`` would send: circuits, shots, depth, 2q gates, QPU estimate."""
+    """Print and return what ``submit`` would send: circuits, shots, depth, 2q gates, QPU estimate.
+
+    One row per (student, kd): ``qpu_seconds_per_job`` is the estimate of one job (one trained unit),
+    ``qpu_seconds`` the row's total (``jobs`` of them); the last line sums the rows.
+    """
     run, cfg, data = load_run(run_dir)
     n = len(stratified_subset(data.y_test, max_samples))
     groups = quantum_groups(run, cfg, students)
@@ -137,13 +141,19 @@ def dry_run(run_dir: str | Path, spec: str | Path | Profile, log: Callable[[str]
         rows.append({"model": g.label, "kd": g.kd, "jobs": len(g.units), "primitive": backend.primitive_for(st),
                      "circuits_per_job": n, "shots": backend.profile.shots, "depth": t.depth,
                      "two_qubit_gates": t.two_qubit_gates, "layout": list(t.layout),
-                     "circuit_us": round(dur * 1e6, 2), "qpu_seconds": round(per_job * len(g.units), 1)})
+                     "estimated_success": t.choice.get("estimated_success"),
+                     "optimization_level": t.choice.get("optimization_level"),
+                     "circuit_us": round(dur * 1e6, 2), "qpu_seconds_per_job": round(per_job, 1),
+                     "qpu_seconds": round(per_job * len(g.units), 1)})
     for r in rows:
         log(f"{r['model']:<12} kd={str(r['kd']):<5} jobs={r['jobs']:<3} {r['primitive']:<9} "
             f"circuits/job={r['circuits_per_job']} shots={r['shots']} depth={r['depth']} "
-            f"2q={r['two_qubit_gates']} layout={r['layout']} duration={r['circuit_us']}us est_qpu={r['qpu_seconds']}s")
+            f"2q={r['two_qubit_gates']} layout={r['layout']} est_success={r['estimated_success']:.3f} "
+            f"duration={r['circuit_us']}us "
+            f"est_qpu={r['qpu_seconds_per_job']}s/job, {r['qpu_seconds']}s for this row's {r['jobs']} jobs")
     log(f"total: {sum(r['jobs'] for r in rows)} jobs, about {sum(r['qpu_seconds'] for r in rows):.0f} s of QPU time "
-        f"on {profile.device} (rough estimate); nothing submitted")
+        f"for all of them together on {profile.device} (rough estimate: circuits x shots x (duration + rep delay) "
+        f"+ {JOB_OVERHEAD_S:g} s per job); nothing submitted")
     return rows
 
 

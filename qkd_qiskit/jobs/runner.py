@@ -15,8 +15,8 @@ import torch
 
 from ..atomic import atomic_write_json
 from ..backends import IBMRuntimeBackend, Profile, redact
-from ..evaluate import unit_row, write_tables
-from ..rundir import RunDir, now
+from ..evaluate import evaluation_dir, unit_row, write_tables
+from ..rundir import now
 from ..trained import group_student, head_logits, load_run, quantum_groups
 from .ledger import FINISHED, JOBS_FILE, RESUBMITTABLE, Ledger, find_ledger, job_status, ledger_data
 from .plan import Item, ibm_backend, item_angles, plan_items
@@ -48,7 +48,7 @@ def _submit_items(backend: IBMRuntimeBackend, ledger: Ledger, items: Sequence[It
     if not items:
         return live
     with backend.open_mode() as mode:
-        for item in items:
+        for i, item in enumerate(items, 1):
             st = item.student
             ledger.data["transpilation"].setdefault(
                 item.group.label, backend.transpiled(st, measured=backend.primitive_for(st) == "sampler").stats())
@@ -56,22 +56,23 @@ def _submit_items(backend: IBMRuntimeBackend, ledger: Ledger, items: Sequence[It
             job = backend.submit(st, item.weights, angles, mode)
             _record(ledger, item, job, backend.primitive_for(st), len(angles), backend.profile.shots)
             live[item.unit.key] = job
-            log(f"submitted {item.unit.key}: job {job.job_id()}")
+            log(f"submitted {item.unit.key}: job {job.job_id()} ({i}/{len(items)})")
     return live
 
 
 def _wait_store(ledger: Ledger, live: dict[str, Any], log: Callable[[str], None]) -> None:
     """Wait for jobs of this process and store each result (or the failure) as soon as it is known."""
-    for key, job in live.items():
+    for i, (key, job) in enumerate(live.items(), 1):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 result = job.result()
         except Exception as err:  # noqa: BLE001 - a failed job is recorded, never dropped
             _mark_failed(ledger, key, job, err)
-            log(f"FAILED {key}: job {ledger.jobs[key]['job_id']}: {ledger.jobs[key]['error']}")
+            log(f"FAILED {key}: job {ledger.jobs[key]['job_id']}: {ledger.jobs[key]['error']} (job {i}/{len(live)})")
             continue
         ledger.store_result(key, result)
+        log(f"job {i}/{len(live)} done: {key}")
 
 
 def _mark_failed(ledger: Ledger, key: str, job: Any, err: Exception | None) -> None:
@@ -158,6 +159,10 @@ def collect_jobs(run_dir: str | Path, spec: str | Path | Profile | None = None, 
     ledger = Ledger.open(run, backend)
     data = ledger_data(ledger, data)
     items = {it.unit.key: it for it in plan_items(run, cfg, data, groups)}
+    for key, rec in ledger.jobs.items():  # a done job whose stored result was damaged is fetched again
+        if rec["status"] == "done" and not ledger.result_ok(key):
+            log(f"{ledger.result_path(rec['job_id'])} is missing or damaged: fetching {key} again")
+            rec["status"] = "submitted"
     unfinished = [k for k, r in ledger.jobs.items() if r["status"] not in FINISHED + ("failed", "cancelled")]
     if backend.local:
         _rerun_lost(backend, ledger, [items[k] for k in unfinished if k in items], data, log)
@@ -171,7 +176,7 @@ def collect_jobs(run_dir: str | Path, spec: str | Path | Profile | None = None, 
 
 def _metrics(ledger: Ledger, items: dict[str, Item], data: Any, backend: IBMRuntimeBackend) -> list[dict]:
     """Exact vs device metrics of every done job (written to the ledger folder)."""
-    dest = RunDir(ledger.folder)
+    dest = evaluation_dir(ledger.folder)
     angles_cache: dict[tuple, np.ndarray] = {}
     for key, rec in ledger.jobs.items():
         if rec["status"] != "done" or key not in items or dest.is_done(items[key].unit):

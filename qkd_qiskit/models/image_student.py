@@ -19,9 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..circuits import build_student, encoding_capacity
+from ..circuits import ENCODINGS, build_student, encoding_capacity
 from .hybrid import HybridStudent
-from .reductions import Reduction
+from .options import take_choice, take_int, take_sizes
+from .reductions import REDUCTIONS, Reduction
 
 AMPLITUDE_EPS = 1e-6
 """Added to every feature before amplitude encoding, so an all-zero crop is a valid (uniform) state."""
@@ -74,11 +75,11 @@ class ImageStudent(HybridStudent):
 
 def build_hasan(n_features: int, n_classes: int, generators, dtype=torch.float32, **options: Any) -> nn.Module:
     image_shape = options.pop("image_shape", None)
-    n_qubits = options.pop("qubits", 4)
-    layers = options.pop("layers", 3)
-    encoding = options.pop("encoding", "amplitude")
-    reduction = options.pop("reduction", "fc")
-    head_hidden = options.pop("head_hidden", [])
+    n_qubits = take_int(options, "qubits", 4)
+    layers = take_int(options, "layers", 3)
+    encoding = take_choice(options, "encoding", "amplitude", ENCODINGS)
+    reduction = take_choice(options, "reduction", "fc", REDUCTIONS)
+    head_hidden = take_sizes(options, "head_hidden", [])
     if options:
         raise ValueError(f"options: unknown option(s) {sorted(options)} for hasan "
                          "(known: qubits, layers, encoding, reduction, head_hidden)")

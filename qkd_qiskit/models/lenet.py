@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .ensemble import EnsembleMLP, uniform
+from .options import take_sizes
 
 
 class EnsembleLeNet5(nn.Module):
@@ -70,8 +71,8 @@ class EnsembleLeNet5(nn.Module):
 
 def build_lenet5(n_features: int, n_classes: int, generators, dtype=torch.float32, **options: Any) -> nn.Module:
     image_shape = options.pop("image_shape", None)
-    channels = options.pop("channels", [6, 16])
-    hidden = options.pop("hidden", [120, 84])
+    channels = take_sizes(options, "channels", [6, 16], length=2)
+    hidden = take_sizes(options, "hidden", [120, 84])
     if options:
         raise ValueError(f"options: unknown option(s) {sorted(options)} for lenet5 (known: channels, hidden)")
     if image_shape is None:

@@ -25,6 +25,7 @@ from .ensemble import EnsembleMLP, count_params
 from .hybrid import HybridStudent
 from .image_student import build_hasan
 from .lenet import build_lenet5
+from .options import take_choice, take_int, take_name, take_sizes
 from .qnn_student import QNNStudent
 
 __all__ = ["MODELS", "NEEDS_IMAGE_SHAPE", "build_model", "count_params"]
@@ -32,7 +33,7 @@ __all__ = ["MODELS", "NEEDS_IMAGE_SHAPE", "build_model", "count_params"]
 
 def _mlp_builder(hidden: Sequence[int]) -> Callable[..., nn.Module]:
     def build(n_features: int, n_classes: int, generators, dtype=torch.float32, **options: Any) -> nn.Module:
-        sizes = options.pop("hidden", list(hidden))
+        sizes = take_sizes(options, "hidden", hidden)
         if options:
             raise ValueError(f"options: unknown option(s) {sorted(options)} for an MLP (known: hidden)")
         return EnsembleMLP([n_features, *sizes, n_classes], generators, dtype)
@@ -42,17 +43,20 @@ def _mlp_builder(hidden: Sequence[int]) -> Callable[..., nn.Module]:
 
 def _quantum_builder(name: str) -> Callable[..., nn.Module]:
     def build(n_features: int, n_classes: int, generators, dtype=torch.float32, **options: Any) -> nn.Module:
-        n_qubits = options.pop("qubits", max(1, math.ceil(math.log2(n_features))))
-        layers = options.pop("layers", 5)
-        head_hidden = options.pop("head_hidden", [])
-        backend = options.pop("backend", None)  # a profile: train through a Qiskit QNN (qkd_qiskit.qnn)
-        gradient = options.pop("gradient", "auto")
+        n_qubits = take_int(options, "qubits", max(1, math.ceil(math.log2(n_features))))
+        layers = take_int(options, "layers", 5)
+        head_hidden = take_sizes(options, "head_hidden", [])
+        backend = take_name(options, "backend")  # a profile: train through a Qiskit QNN (qkd_qiskit.qnn)
+        gradient = take_choice(options, "gradient", "auto", ("auto", "param_shift", "spsa"))
         if options:
             raise ValueError(f"options: unknown option(s) {sorted(options)} for {name} "
                              "(known: qubits, layers, head_hidden, backend, gradient)")
         if 2 ** n_qubits < n_features:
             raise ValueError(f"options.qubits: {n_qubits} qubits cannot amplitude-embed {n_features} features")
-        student = build_student(name, n_qubits=n_qubits, layers=layers, n_features=n_features)
+        try:
+            student = build_student(name, n_qubits=n_qubits, layers=layers, n_features=n_features)
+        except ValueError as err:  # e.g. q4 on 4 qubits, or too few layers for its mid-circuit measurements
+            raise ValueError(f"options: {name} with qubits={n_qubits}, layers={layers}: {err}") from None
         if backend is not None:
             try:
                 return QNNStudent(student, n_classes, generators, dtype, head_hidden, backend, gradient)

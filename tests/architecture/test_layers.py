@@ -16,7 +16,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "qkd_qiskit"
 
 LAYERS = [
-    {"readout", "atomic", "strict", "catalog", "progress", "shipped"},  # conventions, file helpers, shipped files
+    {"readout", "atomic", "outdir", "strict", "catalog", "progress", "shipped"},  # conventions, file helpers, shipped files
     {"config"},
     {"data"},
     {"circuits"},

@@ -8,7 +8,8 @@ from qkd_qiskit.backends import (PROFILE_DIR, AerBackend, AerProfile, IBMProfile
                                  StatevectorBackend, get_backend, load_profile, parse_profile, prepare_backend)
 from qkd_qiskit.circuits import build_student
 
-SHIPPED = ["statevector", "aer-fake-sherbrooke", "aer-fake-torino", "ibm-local-fake-sherbrooke", "ibm-example"]
+SHIPPED = ["statevector", "aer-fake-kingston", "aer-fake-boston", "aer-fake-nighthawk", "aer-fake-sherbrooke",
+           "aer-fake-torino", "ibm-local-fake-kingston", "ibm-local-fake-sherbrooke", "ibm-example"]
 
 
 def profile_error(raw) -> str:

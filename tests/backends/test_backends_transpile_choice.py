@@ -39,3 +39,15 @@ def test_profile_trials_reach_the_backend_stats():
         update={"optimization_levels": [1, 3], "transpile_trials": 2, "name": "trials"})
     stats = get_backend(profile).transpiled(build_student("hea", n_qubits=3, layers=1)).stats()
     assert stats["trials"] == 4 and stats["optimization_level"] in (1, 3) and 0 < stats["estimated_success"] < 1
+
+
+def test_qnns_get_a_circuit_that_keeps_every_weight():
+    """Level 3 drops hea's last RZ layer (diagonal before measurement): fine for read-outs, but a QNN
+    needs every weight, so ``keep_parameters`` only chooses among trials that keep them."""
+    device = fake_device("fake_sherbrooke")
+    circuit = build_student("hea", n_qubits=3, layers=1).measured_circuit()
+    trials = [({"optimization_level": 3, "seed_transpiler": 0}, preset_pass_manager(device, None, 3, 0)),
+              ({"optimization_level": 1, "seed_transpiler": 0}, preset_pass_manager(device, None, 1, 0))]
+    assert not set(circuit.parameters) <= set(trials[0][1].run(circuit).parameters)  # what level 3 does
+    kept = best_transpile(circuit, trials, device.target, keep_parameters=True)
+    assert set(circuit.parameters) <= set(kept.circuit.parameters) and kept.choice["optimization_level"] == 1

@@ -473,8 +473,8 @@ def test_dynamic_readout_matches_reduced_state(name):
 
 def test_architecture_table_with_devices_and_drawing(tmp_path):
     rows = architecture_table(devices=("fake_sherbrooke", "fake_torino"), names=("q2", "hea"))
-    keys = {"name", "qubits", "layers", "weights", "head_params", "total_params", "depth", "two_qubit_gates",
-            "depth_fake_sherbrooke", "two_qubit_gates_fake_sherbrooke", "depth_fake_torino",
+    keys = {"name", "qubits", "layers", "weights", "idle_weights", "head_params", "total_params",
+            "effective_params", "depth", "two_qubit_gates", "depth_fake_sherbrooke", "two_qubit_gates_fake_sherbrooke", "depth_fake_torino",
             "two_qubit_gates_fake_torino"}
     for row in rows:
         assert set(row) == keys

@@ -1,25 +1,13 @@
 """Image datasets: canonical files (IDX, CIFAR batches), checked downloads, digits."""
 
-import csv
 import gzip
-import json
-import subprocess
 
 import numpy as np
 import pytest
 import torch
-from qiskit.quantum_info import Statevector
 
-from conftest import qkd_cmd
-from qkd_qiskit.circuits import (
-    angle_embedding,
-    build_student,
-    dense_angle_embedding,
-    encoding_capacity,
-)
 from qkd_qiskit.config import ConfigError, parse_config
 from qkd_qiskit.data import load_dataset
-from qkd_qiskit.engine import QuantumLayer
 from qkd_qiskit.data.files import (
     CIFAR_DIR,
     CIFAR_TEST,
@@ -31,7 +19,6 @@ from qkd_qiskit.data.files import (
     write_cifar_batch,
     write_idx,
 )
-from qkd_qiskit.models import build_model, count_params
 
 
 def _gens(n):

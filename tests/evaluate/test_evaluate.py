@@ -13,7 +13,6 @@ from qkd_qiskit.config import parse_config
 from qkd_qiskit.evaluate import EVAL_COLUMNS, evaluate_run, format_summary
 from qkd_qiskit.experiments import run_experiment
 from qkd_qiskit.rundir import RunDir
-from qkd_qiskit.rundir import RunDir
 from qkd_qiskit.summaries import backend_summary as summarize
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,3 +117,47 @@ def test_run_without_quantum_students(tmp_path):
     run_experiment(parse_config(cfg), tmp_path / "run", progress=False)
     with pytest.raises(ValueError, match="no trained quantum student"):
         evaluate_run(tmp_path / "run", "statevector", tmp_path / "out", progress=False)
+
+
+def test_evaluation_output_folder_is_checked_and_locked(tiny_run, tmp_path):
+    from qkd_qiskit.outdir import OutputDirError, lock_output_dir
+
+    (tmp_path / "file").write_text("x")
+    for out, error, message in [(tmp_path / "file", OutputDirError, "file is a file, not a folder"),
+                                (tiny_run, ValueError, "is the run folder itself; choose another --out")]:
+        with pytest.raises(error, match=message):
+            evaluate_run(tiny_run, "statevector", out, progress=False)
+    other_run = tmp_path / "other"
+    other_run.mkdir()
+    (other_run / "manifest.json").write_text(json.dumps({"config": {"name": "x"}}))
+    with pytest.raises(ValueError, match=r"is a `qkd run` folder; choose another --out"):
+        evaluate_run(tiny_run, "statevector", other_run, progress=False)
+    busy = tmp_path / "busy"
+    with lock_output_dir(busy):
+        with pytest.raises(OutputDirError, match="is in use by another qkd process"):
+            evaluate_run(tiny_run, "statevector", busy, progress=False)
+    assert [p.name for p in busy.iterdir()] == [".qkd.lock"]
+
+
+def test_damaged_evaluation_units_are_evaluated_again(tiny_run, tmp_path):
+    out = tmp_path / "sv"
+    evaluate_run(tiny_run, "statevector", out, progress=False)
+    damaged = out / "units" / "q2-kd-seed1" / "result.json"
+    damaged.write_text(damaged.read_text()[:40])
+    (out / "units" / "hea-kd-seed0" / ".result.json.999999999.abc.tmp").write_text("half")  # a killed writer's
+    log = []
+    rows = evaluate_run(tiny_run, "statevector", out, progress=False, log=log.append)
+    assert len(rows) == 6 and json.loads(damaged.read_text())["model"] == "q2"
+    assert [line for line in log if "again" in line] == [f"{damaged} is damaged (not a JSON object with model, role, "
+                                                         "kd, seed, f1_macro_exact, f1_macro_backend): evaluating "
+                                                         "q2-kd-seed1 again"]
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_noise_model_file_that_is_not_json_is_one_line(tiny_run, tmp_path):
+    (tmp_path / "noise.json").write_text("<html>not json</html>")
+    profile = write_profile(tmp_path, "aer-file", "kind: aer\nnoise_model: noise.json\n")
+    with pytest.raises(ValueError) as err:
+        evaluate_run(tiny_run, profile, tmp_path / "out", progress=False)
+    assert str(err.value).startswith(f"{tmp_path / 'noise.json'}: damaged JSON (Expecting value: line 1 column 1)")
+    assert not (tmp_path / "out").exists()

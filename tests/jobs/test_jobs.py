@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import HANG_GUARD_S
 from qkd_qiskit import jobs
 from qkd_qiskit.backends import IBMRuntimeBackend, get_backend
 from qkd_qiskit.config import parse_config
@@ -51,7 +52,7 @@ def profile(tmp_path):
     return path
 
 
-def cli(*args, env=None, timeout=120):
+def cli(*args, env=None, timeout=HANG_GUARD_S):
     return subprocess.run([sys.executable, "-m", "qkd_qiskit.cli", *map(str, args)], capture_output=True, text=True,
                           cwd=ROOT, env=env, timeout=timeout)
 
@@ -69,6 +70,7 @@ def test_dry_run_submits_nothing(run, profile):
     rows = jobs.dry_run(run, "ibm-example", log=lines.append)  # real device: its fake snapshot, no network
     assert "snapshot fake_torino of ibm_torino" in lines[0] and sum(r["jobs"] for r in rows) == 3
     assert all(r["qpu_seconds"] > 0 and r["two_qubit_gates"] > 0 for r in rows)
+    assert all(0 < r["estimated_success"] < 1 for r in rows) and "est_success=" in lines[1]
 
 
 def test_submit_crash_collect_round_trip_without_leaking_token(run, profile):
@@ -161,7 +163,7 @@ def test_real_device_errors_are_one_line_and_redacted(run, tmp_path):
     proc = cli("submit", run, "--backend", "ibm-example", env=home)
     assert proc.returncode == 2 and "no IBM Quantum credentials" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (run / "jobs").exists()
-    proc = cli("submit", run, "--backend", "ibm-example", env={**home, "QISKIT_IBM_TOKEN": TOKEN}, timeout=90)
+    proc = cli("submit", run, "--backend", "ibm-example", env={**home, "QISKIT_IBM_TOKEN": TOKEN})
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert TOKEN not in proc.stdout + proc.stderr and not (run / "jobs").exists()
 
@@ -171,3 +173,23 @@ def test_collect_and_submit_input_errors(run, profile):
         jobs.collect_jobs(run)
     with pytest.raises(ValueError, match="submit/collect need an ibm profile"):
         jobs.submit_jobs(run, "aer-fake-torino")
+
+
+def test_damaged_ledger_and_job_results(run, profile):
+    log = []
+    jobs.submit_jobs(run, profile, log=log.append)
+    folder = run / "jobs" / "local-manila"
+    key, rec = sorted(ledger(run)["jobs"].items())[0]
+    result = folder / "results" / f"{rec['job_id']}.json"
+    result.write_text(result.read_text()[:50])  # truncated: collect fetches (here: reruns) the job again
+    rows, report = jobs.collect_jobs(run, log=log.append)
+    assert f"{result} is missing or damaged: fetching {key} again" in log
+    assert len(rows) == 3 and set(report) == {"done"} and ledger(run)["jobs"][key]["status"] == "done"
+    text = (folder / "jobs.json").read_text()
+    for damaged, message in [(text[:60], "damaged JSON ("), ("[]", "expected a JSON object, got list"),
+                             ('{"jobs": {}}', "not a job ledger (no profile or jobs)")]:
+        (folder / "jobs.json").write_text(damaged)
+        for call in (lambda: jobs.collect_jobs(run, log=log.append), lambda: jobs.submit_jobs(run, profile)):
+            with pytest.raises(ValueError) as err:
+                call()
+            assert str(err.value).startswith(f"{folder / 'jobs.json'}: {message}") and "\n" not in str(err.value)

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from conftest import qkd_cmd
+from conftest import HANG_GUARD_S, qkd_cmd
 
 STUDENTS = ["linear", "hea", "universal", "universal_h", "q2", "q3", "q4", "q5"]
 
@@ -13,7 +13,7 @@ STUDENTS = ["linear", "hea", "universal", "universal_h", "q2", "q3", "q4", "q5"]
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("repro") / "p"
     proc = subprocess.run(qkd_cmd("reproduce", "piperno2024", "--out", str(out), "--quick", "--no-progress"),
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -33,7 +33,7 @@ def test_reproduce_piperno_quick_writes_complete_report(quick_run):
         f1 = [float(r["f1_macro"]) for r in rows if r["model"] == s["model"].split(" ")[0]
               and r["kd"] == s["kd"] and (r["role"] == "teacher") == s["model"].endswith("(teacher)")]
         assert len(f1) == int(s["n_seeds"]) == 3
-        assert abs(sum(f1) / 3 - float(s["mean_f1"])) < 1e-9
+        assert abs(sum(f1) / 3 - float(s["mean_f1"])) < 2e-6  # both CSVs keep 6 significant digits
     md = (out / "summary.md").read_text()
     assert "Wilcoxon" in md and all(f"| {m} | 3 |" in md for m in STUDENTS) and "missing" not in md
     assert (out / "figure1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -2,12 +2,12 @@ import csv
 import json
 import signal
 import subprocess
-import time
+import sys
 
 import numpy as np
 import yaml
 
-from conftest import qkd_cmd
+from conftest import HANG_GUARD_S, qkd_cmd
 from qkd_qiskit.config import parse_config
 from qkd_qiskit.data import load_dataset
 from qkd_qiskit.experiments import run_experiment
@@ -58,31 +58,53 @@ def test_same_seed_gives_identical_metrics(tmp_path, small_config_dict):
         assert ra["f1_macro"] == rc["f1_macro"] and ra["best_epoch"] == rc["best_epoch"]
 
 
+KILL_AT_13TH_RESULT = """
+import os, signal, sys
+real_replace = os.replace
+results = []
+
+
+def replace(src, dst, *args, **kwargs):
+    # the 13th result.json is the first unit of the third group: its checkpoint is on disk and its
+    # result.json only as a temporary file when the process dies (deterministic, no timing)
+    if str(dst).endswith("result.json"):
+        results.append(dst)
+        if len(results) == 13:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real_replace(src, dst, *args, **kwargs)
+
+
+os.replace = replace
+from qkd_qiskit.cli import app
+app(sys.argv[1:], prog_name="qkd")
+"""
+
+
 def test_resume_after_kill_skips_finished_units_without_duplicates(tmp_path, small_config_dict):
     conf = {**small_config_dict, "seeds": 4,
-            "students": [{"model": "linear", "kd": [False, True], "train": {"max_epochs": 30}},
+            "students": [{"model": "linear", "kd": [False, True], "train": {"max_epochs": 10}},
                          {"model": "teacher_mlp", "kd": [False, True]}],
-            "student_train": {"lr": 0.05, "max_epochs": 300, "patience": 300, "batch_size": 8}}
+            "student_train": {"lr": 0.05, "max_epochs": 10, "patience": 10, "batch_size": 16}}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(conf))
     out = tmp_path / "run"
-    proc = subprocess.Popen(qkd_cmd("run", str(path), "--out", str(out), "--no-progress"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and len(list(out.glob("units/*/result.json"))) < 12:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_13TH_RESULT, "run", str(path), "--out", str(out),
+                             "--no-progress"], capture_output=True, timeout=HANG_GUARD_S)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     finished = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("units/*/result.json")}
-    assert 12 <= len(finished) < 20, "kill should land mid-run"
+    assert len(finished) == 12  # teachers and the linear students; the third group was mid-write
+    half = [d for d in out.glob("units/*") if not (d / "result.json").exists()]
+    assert len(half) == 1 and (half[0] / "checkpoint.pt").is_file() and list(half[0].glob(".result.json.*.tmp"))
     partial = read_csv(out / "results.csv")
-    assert len(partial) == len({(r["role"], r["model"], r["kd"], r["seed"]) for r in partial})  # whole rows only
-    subprocess.run(qkd_cmd("run", str(path), "--out", str(out), "--no-progress"), check=True, capture_output=True)
+    assert len(partial) == 12 == len({(r["role"], r["model"], r["kd"], r["seed"]) for r in partial})  # whole rows
+    # the killed process's lock died with it: resuming is not blocked
+    subprocess.run(qkd_cmd("run", str(path), "--out", str(out), "--no-progress"), check=True, capture_output=True,
+                   timeout=HANG_GUARD_S)
     rows = read_csv(out / "results.csv")
     assert len(rows) == 20 and len({(r["role"], r["model"], r["kd"], r["seed"]) for r in rows}) == 20
     for name, mtime in finished.items():  # finished units were not recomputed
         assert (out / "units" / name / "result.json").stat().st_mtime_ns == mtime
-    assert not list(out.rglob("*.tmp"))
+    assert (half[0] / "result.json").is_file() and not list(out.rglob("*.tmp"))  # temporary files cleaned up
     assert len(json.loads((out / "manifest.json").read_text())["resumed_at"]) == 1
 
 
