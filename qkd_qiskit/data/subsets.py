@@ -38,5 +38,25 @@ def stratified_subset(y: np.ndarray, max_samples: int | None, seed: int = 0) -> 
         return np.arange(len(y))
     if max_samples < n_classes:
         raise ValueError(f"max_samples: {max_samples} is fewer than the {n_classes} test classes")
-    keep, _ = train_test_split(np.arange(len(y)), train_size=max_samples, stratify=y, random_state=seed)
+    try:
+        keep, _ = train_test_split(np.arange(len(y)), train_size=max_samples, stratify=y, random_state=seed)
+    except ValueError:  # a class with one member: scikit-learn cannot stratify, so share out by hand
+        keep = _proportional(y, max_samples, np.random.default_rng(seed))
     return np.sort(keep)
+
+
+def _proportional(y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` indices, each class's share ``n * n_c / N`` rounded by largest remainder (at least one
+    per class while ``n`` allows), drawn at random within the class."""
+    classes, counts = np.unique(y, return_counts=True)
+    exact = counts * n / len(y)
+    quota = np.minimum(np.maximum(np.floor(exact).astype(int), 1), counts)
+    order = np.argsort(-(exact - np.floor(exact)))
+    i = 0
+    while quota.sum() != n:
+        c = order[i % len(order)]
+        step = 1 if quota.sum() < n else -1
+        if 1 <= quota[c] + step <= counts[c]:  # terminates: callers ask for n_classes <= n < N
+            quota[c] += step
+        i += 1
+    return np.concatenate([rng.choice(np.flatnonzero(y == c), q, replace=False) for c, q in zip(classes, quota)])

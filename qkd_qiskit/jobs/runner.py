@@ -15,6 +15,7 @@ import torch
 
 from ..atomic import atomic_write_json
 from ..backends import IBMRuntimeBackend, Profile, redact
+from ..calibrate import calibrated_logits, load_heads
 from ..evaluate import evaluation_dir, unit_row, write_tables
 from ..rundir import now
 from ..trained import group_student, head_logits, load_run, quantum_groups
@@ -175,8 +176,10 @@ def collect_jobs(run_dir: str | Path, spec: str | Path | Profile | None = None, 
 
 
 def _metrics(ledger: Ledger, items: dict[str, Item], data: Any, backend: IBMRuntimeBackend) -> list[dict]:
-    """Exact vs device metrics of every done job (written to the ledger folder)."""
+    """Exact vs device metrics of every done job (written to the ledger folder), with calibrated
+    scores for units whose head was calibrated on this profile (``qkd calibrate``)."""
     dest = evaluation_dir(ledger.folder)
+    heads = load_heads(ledger.folder.parent.parent, backend.name)  # RUN_DIR/jobs/<profile> -> RUN_DIR
     angles_cache: dict[tuple, np.ndarray] = {}
     for key, rec in ledger.jobs.items():
         if rec["status"] != "done" or key not in items or dest.is_done(items[key].unit):
@@ -189,7 +192,7 @@ def _metrics(ledger: Ledger, items: dict[str, Item], data: Any, backend: IBMRunt
                                                it.net.quantum.weights[it.m]).double().numpy()
         exact_logits = head_logits(it.net, it.m, exact_out)
         row = unit_row(it.unit, backend, data.y_test, data.n_classes, exact_logits, head_logits(it.net, it.m, out),
-                       exact_out, out, 0.0, backend.profile.seed)
+                       exact_out, out, 0.0, backend.profile.seed, calibrated_logits(heads, it.unit, out))
         row["job_id"] = rec["job_id"]
         atomic_write_json(dest.unit_dir(it.unit) / "result.json", row)
     rows = dest.results()

@@ -193,3 +193,16 @@ def test_damaged_ledger_and_job_results(run, profile):
             with pytest.raises(ValueError) as err:
                 call()
             assert str(err.value).startswith(f"{folder / 'jobs.json'}: {message}") and "\n" not in str(err.value)
+
+
+def test_collect_reports_calibrated_scores_after_qkd_calibrate(run, profile):
+    """Heads calibrated on the same ibm profile (local testing mode) give collect's calibrated column."""
+    from qkd_qiskit.calibrate import calibrate_run
+
+    calibrate_run(run, profile, samples=6, val_samples=4, progress=False)
+    jobs.submit_jobs(run, profile, log=lambda s: None)
+    rows, _ = jobs.collect_jobs(run, profile, log=lambda s: None)
+    assert {r["model"] for r in rows} == {"q2", "hea"}
+    assert all(r["f1_macro_calibrated"] is not None for r in rows)
+    with open(run / "jobs" / "local-manila" / "results.csv") as f:
+        assert all(row["f1_macro_calibrated"] != "" for row in csv.DictReader(f))
