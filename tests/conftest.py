@@ -44,3 +44,24 @@ def small_batch():
         x = rng.integers(0, 2, (n, student.n_features)).astype(float) + 0.05
         return rng.uniform(0, 2 * np.pi, len(student.weight_params)), np.asarray(student.input_angles(x))
     return make
+
+
+TINY_Q2 = {
+    "name": "tiny_q2",
+    "data": {"name": "xor", "n_samples": 60, "n_bits": 8, "seed": 0},
+    "seeds": 1,
+    "teacher": {"model": "teacher_mlp", "train": {"lr": 0.01, "max_epochs": 5, "patience": 5}},
+    "students": [{"model": "q2", "kd": [False, True], "options": {"layers": 1}}],
+    "student_train": {"lr": 0.1, "max_epochs": 2, "patience": 2, "batch_size": 16},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_q2_run(tmp_path_factory):
+    """A tiny trained run (one seed of q2, KD on and off) shared read-only by output tests."""
+    from qkd_qiskit.config import parse_config
+    from qkd_qiskit.experiments import run_experiment
+
+    out = tmp_path_factory.mktemp("runs") / "tiny_q2"
+    run_experiment(parse_config(TINY_Q2), out, progress=False)
+    return out

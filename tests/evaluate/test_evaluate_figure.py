@@ -8,25 +8,11 @@ import json
 
 import pytest
 
-from qkd_qiskit.config import parse_config
 from qkd_qiskit.evaluate import evaluate_run, exact_vs_backend_figure
-from qkd_qiskit.experiments import run_experiment
-
-TINY = {
-    "name": "tiny_figure",
-    "data": {"name": "xor", "n_samples": 60, "n_bits": 8, "seed": 0},
-    "seeds": 1,
-    "teacher": {"model": "teacher_mlp", "train": {"lr": 0.01, "max_epochs": 5, "patience": 5}},
-    "students": [{"model": "q2", "kd": [False, True], "options": {"layers": 1}}],
-    "student_train": {"lr": 0.1, "max_epochs": 2, "patience": 2, "batch_size": 16},
-}
-
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    run_experiment(parse_config(TINY), out, progress=False)
-    return out
+def tiny(tiny_q2_run):
+    return tiny_q2_run
 
 
 def test_evaluate_writes_the_figure_and_logs_plain_progress(tiny, tmp_path, capsys):

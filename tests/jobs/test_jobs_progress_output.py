@@ -4,28 +4,17 @@ the exact-vs-device figure."""
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 
 from qkd_qiskit import jobs
-from qkd_qiskit.config import parse_config
-from qkd_qiskit.experiments import run_experiment
-
-TINY = {
-    "name": "tiny_jobs_progress",
-    "data": {"name": "xor", "n_samples": 60, "n_bits": 8, "seed": 0},
-    "seeds": 1,
-    "teacher": {"model": "teacher_mlp", "train": {"lr": 0.01, "max_epochs": 5, "patience": 5}},
-    "students": [{"model": "q2", "kd": [False, True], "options": {"layers": 1}}],
-    "student_train": {"lr": 0.1, "max_epochs": 2, "patience": 2, "batch_size": 16},
-}
-
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    run_experiment(parse_config(TINY), out, progress=False)
-    return out
+def run(tiny_q2_run, tmp_path_factory):
+    """A private copy of the shared tiny run (submit writes jobs/ into it)."""
+    return Path(shutil.copytree(tiny_q2_run, tmp_path_factory.mktemp("runs") / "run"))
 
 
 @pytest.fixture(scope="module")
