@@ -56,12 +56,17 @@ TINY_Q2 = {
 }
 
 
-@pytest.fixture(scope="session")
-def tiny_q2_run(tmp_path_factory):
-    """A tiny trained run (one seed of q2, KD on and off) shared read-only by output tests."""
+def train_run(tmp_path_factory, config: dict) -> Path:
+    """Train ``config`` (a config mapping) into a fresh folder named after it; return the run folder."""
     from qkd_qiskit.config import parse_config
     from qkd_qiskit.experiments import run_experiment
 
-    out = tmp_path_factory.mktemp("runs") / "tiny_q2"
-    run_experiment(parse_config(TINY_Q2), out, progress=False)
+    out = tmp_path_factory.mktemp("runs") / config["name"]
+    run_experiment(parse_config(config), out, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_q2_run(tmp_path_factory):
+    """A tiny trained run (one seed of q2, KD on and off) shared read-only by output tests."""
+    return train_run(tmp_path_factory, TINY_Q2)

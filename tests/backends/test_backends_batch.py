@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 from qiskit.primitives import BitArray
 
-from qkd_qiskit.backends import bindings, bits_to_probs, check_batch, get_backend, probs_to_readouts
+from qkd_qiskit.backends import (
+    bindings,
+    bits_to_probs,
+    check_batch,
+    get_backend,
+    probs_to_readouts,
+)
 from qkd_qiskit.circuits import build_student
 
 

@@ -8,9 +8,21 @@ from qiskit.transpiler import generate_preset_pass_manager
 from qiskit_ibm_runtime import QiskitRuntimeService
 from qiskit_ibm_runtime.fake_provider import FakeKingston, FakeManilaV2
 
-from qkd_qiskit.backends import (Compacted, ProfileError, Transpiled, device_noise_model, device_relaxes_delays,
-                                 fake_device, fake_device_names, has_ibm_credentials, load_noise_model,
-                                 prepare_backend, preset_pass_manager, redact, save_noise_model)
+from qkd_qiskit.backends import (
+    Compacted,
+    ProfileError,
+    Transpiled,
+    device_noise_model,
+    device_relaxes_delays,
+    fake_device,
+    fake_device_names,
+    has_ibm_credentials,
+    load_noise_model,
+    prepare_backend,
+    preset_pass_manager,
+    redact,
+    save_noise_model,
+)
 from qkd_qiskit.circuits import build_student
 
 

@@ -7,8 +7,14 @@ import numpy as np
 import pytest
 from qiskit_aer.noise import NoiseModel
 
-from qkd_qiskit.backends import (Compacted, apply_readout_errors, get_backend, load_profile, probs_to_readouts,
-                                 sample_probs)
+from qkd_qiskit.backends import (
+    Compacted,
+    apply_readout_errors,
+    get_backend,
+    load_profile,
+    probs_to_readouts,
+    sample_probs,
+)
 from qkd_qiskit.circuits import build_student
 
 

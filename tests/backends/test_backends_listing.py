@@ -6,7 +6,13 @@ import pytest
 
 from qkd_qiskit.backends import fake_device, load_profile, resolve_profile_path
 from qkd_qiskit.backends.devices import device_summary, target_error_medians
-from qkd_qiskit.backends.listing import COLUMNS, format_profile, format_profile_table, profile_summary, profile_table
+from qkd_qiskit.backends.listing import (
+    COLUMNS,
+    format_profile,
+    format_profile_table,
+    profile_summary,
+    profile_table,
+)
 from qkd_qiskit.shipped import shipped_dir, shipped_names
 
 CURRENT = {"aer-fake-kingston": ("fake_kingston", "Heron r2", 156), "aer-fake-boston": ("fake_boston", "Heron r3", 156),

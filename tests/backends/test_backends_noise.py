@@ -10,9 +10,22 @@ from qiskit import QuantumCircuit
 from qiskit_aer import AerSimulator
 from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error
 
-from qkd_qiskit.backends import (AerBackend, Compacted, RestrictedNoiseModel, apply_readout_errors, bindings, device_noise_model, get_backend,
-                                 load_noise_model, load_profile, measurement_noise_is_classical, noise_errors,
-                                 readout_matrix, restrict_noise_model, save_noise_model)
+from qkd_qiskit.backends import (
+    AerBackend,
+    Compacted,
+    RestrictedNoiseModel,
+    apply_readout_errors,
+    bindings,
+    device_noise_model,
+    get_backend,
+    load_noise_model,
+    load_profile,
+    measurement_noise_is_classical,
+    noise_errors,
+    readout_matrix,
+    restrict_noise_model,
+    save_noise_model,
+)
 from qkd_qiskit.circuits import build_student
 
 MANILA_KEEP = [4, 3, 1]  # compact qubit i is physical MANILA_KEEP[i]

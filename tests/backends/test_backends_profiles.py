@@ -4,8 +4,19 @@ from pathlib import Path
 
 import pytest
 
-from qkd_qiskit.backends import (PROFILE_DIR, AerBackend, AerProfile, IBMProfile, IBMRuntimeBackend, ProfileError,
-                                 StatevectorBackend, get_backend, load_profile, parse_profile, prepare_backend)
+from qkd_qiskit.backends import (
+    PROFILE_DIR,
+    AerBackend,
+    AerProfile,
+    IBMProfile,
+    IBMRuntimeBackend,
+    ProfileError,
+    StatevectorBackend,
+    get_backend,
+    load_profile,
+    parse_profile,
+    prepare_backend,
+)
 from qkd_qiskit.circuits import build_student
 
 SHIPPED = ["statevector", "aer-fake-kingston", "aer-fake-boston", "aer-fake-nighthawk", "aer-fake-sherbrooke",

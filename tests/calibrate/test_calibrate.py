@@ -8,15 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import train_run
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from qkd_qiskit import trained
 from qkd_qiskit.backends import StatevectorBackend
 from qkd_qiskit.calibrate import calibrate_run, fit_head, load_heads
-from qkd_qiskit.config import parse_config
 from qkd_qiskit.evaluate import evaluate_run
-from qkd_qiskit.experiments import run_experiment
 
 RUN = {
     "name": "calib",
@@ -31,9 +30,7 @@ SHRINK, SHIFT = 0.2, 0.1
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "calib"
-    run_experiment(parse_config(RUN), out, progress=False)
-    return out
+    return train_run(tmp_path_factory, RUN)
 
 
 @pytest.fixture

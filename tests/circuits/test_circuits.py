@@ -16,7 +16,6 @@ from qiskit_aer import AerSimulator
 
 from qkd_qiskit.backends.devices import fake_device, preset_pass_manager
 from qkd_qiskit.circuit_report import TRANSPILE_SEED, architecture_table, draw_student
-from qkd_qiskit.models import build_model, count_params
 from qkd_qiskit.circuits import (
     ARCHITECTURES,
     MuxRYGate,
@@ -26,6 +25,7 @@ from qkd_qiskit.circuits import (
     readout_distribution,
     without_measurements,
 )
+from qkd_qiskit.models import build_model, count_params
 
 ATOL = 1e-10
 

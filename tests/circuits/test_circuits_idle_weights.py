@@ -10,7 +10,12 @@ import torch
 from qiskit.quantum_info import Statevector
 
 from qkd_qiskit.circuit_report import architecture_table, omitted_note
-from qkd_qiskit.circuits import ARCHITECTURES, build_student, idle_weights, without_measurements
+from qkd_qiskit.circuits import (
+    ARCHITECTURES,
+    build_student,
+    idle_weights,
+    without_measurements,
+)
 from qkd_qiskit.engine import compile_student
 
 EXPECTED = {"hea": 6, "universal": 6, "universal_h": 6, "q2": 1, "q3": 3, "q4": 4, "q5": 5}

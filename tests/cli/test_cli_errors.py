@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 import yaml
+from conftest import HANG_GUARD_S, qkd_cmd
 from typer.testing import CliRunner
 
-from conftest import HANG_GUARD_S, qkd_cmd
 from qkd_qiskit.cli import app
 from qkd_qiskit.outdir import lock_output_dir
 

@@ -2,8 +2,8 @@ import subprocess
 
 import pytest
 import yaml
-
 from conftest import ROOT, qkd_cmd
+
 from qkd_qiskit.config import ConfigError, load_config, parse_config
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import train_run
 
 from qkd_qiskit.config import parse_config
 from qkd_qiskit.evaluate import EVAL_COLUMNS, evaluate_run, format_summary
@@ -31,9 +32,7 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    run_experiment(parse_config(TINY), out, progress=False)
-    return out
+    return train_run(tmp_path_factory, TINY)
 
 
 def write_profile(folder: Path, name: str, text: str) -> Path:

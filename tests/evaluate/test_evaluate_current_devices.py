@@ -5,12 +5,11 @@ Cheap on purpose: one tiny trained q2 student (2 seeds), 6 test samples, the shi
 import json
 
 import pytest
+from conftest import train_run
 
-from qkd_qiskit.config import parse_config
-from qkd_qiskit.experiments import run_experiment
 from qkd_qiskit.evaluate import evaluate_run
 
-TINY_Q2 = {
+SMALL_Q2 = {
     "name": "tiny_q2",
     "data": {"name": "xor", "n_samples": 60, "n_bits": 8, "seed": 0},
     "seeds": 2,
@@ -21,16 +20,14 @@ TINY_Q2 = {
 
 
 @pytest.fixture(scope="module")
-def tiny_q2_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "tiny_q2"
-    run_experiment(parse_config(TINY_Q2), out, progress=False)
-    return out
+def small_q2_run(tmp_path_factory):
+    return train_run(tmp_path_factory, SMALL_Q2)
 
 
 @pytest.mark.parametrize("profile, device", [("aer-fake-kingston", "fake_kingston"), ("aer-fake-boston", "fake_boston"),
                                              ("aer-fake-nighthawk", "fake_nighthawk")])
-def test_small_evaluation_on_current_devices(tiny_q2_run, tmp_path, profile, device):
-    rows = evaluate_run(tiny_q2_run, profile, tmp_path / "eval", progress=False, max_samples=6)
+def test_small_evaluation_on_current_devices(small_q2_run, tmp_path, profile, device):
+    rows = evaluate_run(small_q2_run, profile, tmp_path / "eval", progress=False, max_samples=6)
     assert len(rows) == 2 and {r["model"] for r in rows} == {"q2"}
     for r in rows:
         assert 0 <= r["f1_macro_backend"] <= 1 and 0 <= r["prediction_agreement"] <= 1

@@ -10,6 +10,7 @@ import pytest
 
 from qkd_qiskit.evaluate import evaluate_run, exact_vs_backend_figure
 
+
 @pytest.fixture(scope="module")
 def tiny(tiny_q2_run):
     return tiny_q2_run

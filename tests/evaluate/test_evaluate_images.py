@@ -14,13 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import train_run
 from qiskit.quantum_info import Statevector
 
 from qkd_qiskit import jobs
-from qkd_qiskit.config import parse_config
 from qkd_qiskit.evaluate import evaluate_run
 from qkd_qiskit.trained import circuit_angles, load_group, load_run, quantum_groups
-from qkd_qiskit.experiments import run_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {
@@ -40,9 +39,7 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def image_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "images"
-    run_experiment(parse_config(TINY), out, progress=False)
-    return out
+    return train_run(tmp_path_factory, TINY)
 
 
 def test_circuit_angles_follow_each_models_reduction(image_run):

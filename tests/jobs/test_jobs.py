@@ -10,12 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import HANG_GUARD_S, train_run
 
-from conftest import HANG_GUARD_S
 from qkd_qiskit import jobs
 from qkd_qiskit.backends import IBMRuntimeBackend, get_backend
-from qkd_qiskit.config import parse_config
-from qkd_qiskit.experiments import run_experiment
 from qkd_qiskit.trained import load_run, quantum_groups
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,9 +32,7 @@ KEYS = {"q2-nokd-seed0", "q2-kd-seed0", "hea-kd-seed0"}
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    run_experiment(parse_config(TINY), out, progress=False)
-    return out
+    return train_run(tmp_path_factory, TINY)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 
 from qkd_qiskit import jobs
 
+
 @pytest.fixture(scope="module")
 def run(tiny_q2_run, tmp_path_factory):
     """A private copy of the shared tiny run (submit writes jobs/ into it)."""

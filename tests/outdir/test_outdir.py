@@ -8,11 +8,17 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import HANG_GUARD_S, ROOT
+
 from qkd_qiskit.atomic import FILE_MODE, atomic_write_text
-from qkd_qiskit.outdir import (LOCK_FILE, OutputDirError, check_output_dir, check_output_file, lock_output_dir,
-                               remove_stale_temp_files)
+from qkd_qiskit.outdir import (
+    LOCK_FILE,
+    OutputDirError,
+    check_output_dir,
+    check_output_file,
+    lock_output_dir,
+    remove_stale_temp_files,
+)
 
 
 def one_line(err) -> str:

@@ -3,11 +3,17 @@
 import pytest
 import torch
 
-from qkd_qiskit.distill import distillation_loss
-from qkd_qiskit.models import HybridStudent, build_model, count_params, load_model_states, model_state
-from qkd_qiskit.models import QNNStudent
-from qkd_qiskit.qnn import ReadoutInterpret, build_qnn
 from qkd_qiskit.backends import get_backend
+from qkd_qiskit.distill import distillation_loss
+from qkd_qiskit.models import (
+    HybridStudent,
+    QNNStudent,
+    build_model,
+    count_params,
+    load_model_states,
+    model_state,
+)
+from qkd_qiskit.qnn import ReadoutInterpret, build_qnn
 
 
 def gens(n=2, offset=0):

@@ -8,10 +8,10 @@ from qiskit.circuit import Parameter
 from qiskit.primitives import StatevectorEstimator, StatevectorSampler
 from qiskit.quantum_info import SparsePauliOp
 from qiskit.transpiler import generate_preset_pass_manager
+from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 from qiskit_machine_learning.connectors import TorchConnector
 from qiskit_machine_learning.gradients import ParamShiftEstimatorGradient
 from qiskit_machine_learning.neural_networks import EstimatorQNN, SamplerQNN
-from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 
 from qkd_qiskit.qnn import QNNFunction, without_layout
 

@@ -6,8 +6,8 @@ import subprocess
 
 import numpy as np
 import torch
-
 from conftest import qkd_cmd
+
 from qkd_qiskit.config import parse_config
 
 

@@ -3,7 +3,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from conftest import HANG_GUARD_S, qkd_cmd
 
 STUDENTS = ["linear", "hea", "universal", "universal_h", "q2", "q3", "q4", "q5"]

@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from qkd_qiskit.distill import (KDWeights, TrainSettings, classification_metrics, distillation_loss,
-                                train_ensemble)
+from qkd_qiskit.distill import (
+    KDWeights,
+    TrainSettings,
+    classification_metrics,
+    distillation_loss,
+    train_ensemble,
+)
 from qkd_qiskit.models import build_model
 
 

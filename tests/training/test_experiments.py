@@ -6,14 +6,14 @@ import sys
 
 import numpy as np
 import yaml
-
 from conftest import HANG_GUARD_S, qkd_cmd
+
 from qkd_qiskit.config import parse_config
 from qkd_qiskit.data import load_dataset
-from qkd_qiskit.experiments import run_experiment
-from qkd_qiskit.trained import load_trained
 from qkd_qiskit.distill import classification_metrics, predict_logits
+from qkd_qiskit.experiments import run_experiment
 from qkd_qiskit.rundir import RESULT_COLUMNS, RunDir, plan_units
+from qkd_qiskit.trained import load_trained
 
 
 def read_csv(path):
