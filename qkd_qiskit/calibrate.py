@@ -35,10 +35,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .atomic import atomic_write_csv, atomic_write_json
-from .backends import Profile, prepare_backend
+from .backends import Backend, Profile, get_backend, prepare_backend
 from .data import stratified_subset
+from .executors import Executor, Outcome, Task, TasksFailed, check_executor, chunked, make_executor, run_tasks
 from .rundir import RunDir, Unit, finish_manifest, run_manifest, unit_seed
-from .trained import circuit_angles, group_student, groups_to_do, head_logits, load_run, quantum_groups
+from .data import Dataset
+from .trained import QuantumGroup, circuit_angles, from_states, group_student, head_logits, load_run, quantum_groups
 
 CALIBRATION_DIR = "calibration"
 C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
@@ -118,13 +120,19 @@ def load_heads(run_dir: str | Path, backend_name: str) -> dict[str, CalibratedHe
 
 def calibrate_run(run_dir: str | Path, backend_spec: str | Path | Profile, samples: int = 300,
                   val_samples: int = 150, students: Sequence[str] | None = None, progress: bool = True,
-                  log: Callable[[str], None] | None = None) -> list[dict]:
+                  log: Callable[[str], None] | None = None, executor: str | Executor = "local",
+                  address: str | None = None, chunk_size: int | None = None) -> list[dict]:
     """Calibrate the head of every trained quantum student of ``run_dir`` on a backend (see module
-    docstring); finished units are skipped, so a killed calibration resumes. Returns all rows."""
-    from sklearn.metrics import f1_score
+    docstring); finished units are skipped, so a killed calibration resumes. Returns all rows.
 
+    ``executor`` (a name, made after every check, or an executor object) runs chunks of up to
+    ``chunk_size`` units of one group (:mod:`qkd_qiskit.executors`); the driver writes each
+    unit's files. Chunks that fail for good are a :class:`~qkd_qiskit.executors.TasksFailed`
+    raised once every other unit is written."""
     from .progress import progress_bar
 
+    if isinstance(executor, str):
+        check_executor(executor, address, chunk_size)
     if samples < 2 or val_samples < 2:
         raise ValueError("samples: need at least 2 training and 2 validation samples")
     run, cfg, data = load_run(run_dir)
@@ -145,34 +153,109 @@ def calibrate_run(run_dir: str | Path, backend_spec: str | Path | Profile, sampl
     pending = [u for g in groups for u in g.units if not dest.is_done(u)]
     bar = progress_bar(total=len(pending), desc=f"calibrate on {backend.name}", unit="unit", enabled=progress,
                        leave=False, lines=True)
-    for group, net, todo in groups_to_do(run, cfg, data, groups, dest.is_done):
-        a_tr, a_va = circuit_angles(net, data.x_train[tr]), circuit_angles(net, data.x_val[va])
-        index = {u: m for m, u in enumerate(group.units)}
-        for unit in todo:
-            m = index[unit]
-            t0 = time.perf_counter()
-            w = net.quantum.weights[m].detach().double().numpy()
-            seed = unit_seed(backend.profile.seed, unit, salt=1) if backend.kind == "aer" else \
-                getattr(backend.profile, "seed", None)
-            r_tr = backend.readouts(net.quantum.student, w, a_tr[m], seed=seed)
-            r_va = backend.readouts(net.quantum.student, w, a_va[m], seed=None if seed is None else seed + 1)
-            head = fit_head(r_tr, data.y_train[tr], r_va, data.y_val[va], data.n_classes)
-            raw = _raw_head_f1(net, m, r_va, data.y_val[va], data.n_classes, f1_score)
-            row = {"model": unit.model, "role": unit.role, "kd": unit.kd, "seed": unit.seed, "backend": backend.name,
-                   "samples": int(len(tr)), "val_samples": int(len(va)), "C": head.C, "val_f1_raw_head": raw,
-                   "val_f1_calibrated": head.val_f1, "shots": backend.shots,
-                   "calibrate_seconds": round(time.perf_counter() - t0, 4)}
-            atomic_write_json(dest.unit_dir(unit) / "head.json", {"head": asdict(head), "sampling_seed": seed})
-            atomic_write_json(dest.unit_dir(unit) / "result.json", row)
-            bar.update(1)
+    ex = make_executor(executor, address, chunk_size) if isinstance(executor, str) else executor
+    try:
+        info["executor"] = ex.describe()
+        atomic_write_json(dest.manifest, info)
+        failed = _calibrate_chunks(ex, run, cfg, data, groups, dest, keep_backend(backend), tr, va, bar)
+    finally:
+        if ex is not executor:
+            ex.close()
     bar.close()
     rows = dest.results()
     atomic_write_csv(dest.root / "results.csv", rows, CALIBRATION_COLUMNS)
+    if failed:
+        raise TasksFailed(failed)
     finish_manifest(dest.manifest, info)
     if log:
         log(f"calibrated {len(rows)} unit(s) on {backend.name}: {len(tr)} training + {len(va)} validation "
             f"circuits each, {backend.shots or 'exact'} shots")
     return rows
+
+
+def _calibrate_chunks(executor: Executor, run: RunDir, cfg: Any, data: Dataset, groups: Sequence[QuantumGroup], dest: RunDir,
+                      backend: Backend, tr: np.ndarray, va: np.ndarray, bar: Any) -> list[Outcome]:
+    """Send each group's unfinished units out in chunks; write ``head.json`` then ``result.json`` of
+    each unit as its chunk comes back; return the chunks that failed for good."""
+    tasks = []
+    for group in groups:
+        todo = [u for u in group.units if not dest.is_done(u)]
+        if todo:
+            states = tuple(run.load_checkpoint(u)["state"] for u in group.units)
+            tasks += [Task(c[0].key if len(c) == 1 else f"{c[0].key} .. {c[-1].key} ({len(c)} units)", calibrate_chunk,
+                           CalibrationChunk(cfg, data, group, states, tuple(c), backend.profile, tr, va))
+                      for c in chunked(todo, executor.chunk_size)]
+
+    def save(task: Task, done: list) -> None:
+        for unit, record, row in done:
+            atomic_write_json(dest.unit_dir(unit) / "head.json", record)
+            atomic_write_json(dest.unit_dir(unit) / "result.json", row)
+            bar.update(1)
+
+    return run_tasks(executor, tasks, save)
+
+
+@dataclass(frozen=True)
+class CalibrationChunk:
+    """Units of one group to calibrate and everything a worker needs (picklable, no run file): the
+    states of every unit of the group (the same ensemble whatever the chunk), the backend profile
+    and the training / validation subsets, the dataset."""
+
+    cfg: Any
+    data: Dataset
+    group: QuantumGroup
+    states: tuple[dict, ...]
+    units: tuple[Unit, ...]
+    profile: Profile
+    tr: np.ndarray
+    va: np.ndarray
+
+
+def calibrate_chunk(chunk: CalibrationChunk) -> list[tuple[Unit, dict, dict]]:
+    """``(unit, head.json record, result row)`` of each unit of the chunk. Runs on an executor's
+    worker; writes nothing."""
+    from sklearn.metrics import f1_score
+
+    cfg, data, group, tr, va = chunk.cfg, chunk.data, chunk.group, chunk.tr, chunk.va
+    net = from_states(cfg, data, group.units, dict(group.options), chunk.states).eval()
+    backend = backend_of(chunk.profile)
+    a_tr, a_va = circuit_angles(net, data.x_train[tr]), circuit_angles(net, data.x_val[va])
+    index = {u: m for m, u in enumerate(group.units)}
+    done = []
+    for unit in chunk.units:
+        m = index[unit]
+        t0 = time.perf_counter()
+        w = net.quantum.weights[m].detach().double().numpy()
+        seed = unit_seed(backend.profile.seed, unit, salt=1) if backend.kind == "aer" else \
+            getattr(backend.profile, "seed", None)
+        r_tr = backend.readouts(net.quantum.student, w, a_tr[m], seed=seed)
+        r_va = backend.readouts(net.quantum.student, w, a_va[m], seed=None if seed is None else seed + 1)
+        head = fit_head(r_tr, data.y_train[tr], r_va, data.y_val[va], data.n_classes)
+        raw = _raw_head_f1(net, m, r_va, data.y_val[va], data.n_classes, f1_score)
+        row = {"model": unit.model, "role": unit.role, "kd": unit.kd, "seed": unit.seed, "backend": backend.name,
+               "samples": int(len(tr)), "val_samples": int(len(va)), "C": head.C, "val_f1_raw_head": raw,
+               "val_f1_calibrated": head.val_f1, "shots": backend.shots,
+               "calibrate_seconds": round(time.perf_counter() - t0, 4)}
+        done.append((unit, {"head": asdict(head), "sampling_seed": seed}, row))
+    return done
+
+
+_BACKENDS: dict[str, Backend] = {}
+"""The backend of the last profile used in this process (one entry): a worker reuses it for every
+chunk, and chunks run in the driver's process reuse the driver's (transpiled circuits included)."""
+
+
+def keep_backend(backend: Backend) -> Backend:
+    """Remember ``backend`` as the one :func:`backend_of` returns for its profile; returns it."""
+    _BACKENDS.clear()
+    _BACKENDS[backend.profile.model_dump_json()] = backend
+    return backend
+
+
+def backend_of(profile: Profile) -> Backend:
+    """The backend of ``profile`` in this process: the one kept, else a new one (then kept)."""
+    backend = _BACKENDS.get(profile.model_dump_json())
+    return backend if backend is not None else keep_backend(get_backend(profile))
 
 
 def _raw_head_f1(net: Any, m: int, readouts: np.ndarray, y: np.ndarray, n_classes: int, f1_score: Any) -> float:

@@ -69,12 +69,59 @@ def _message(err: Exception) -> str:
     return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
+_THREADS_HELP = ("torch threads of this process (0 = torch's default, one per core). 1 is fastest for these "
+                 "small tensors and does not collapse when other processes share the cores (README, 'Thread policy').")
+
+
+def _threads_option() -> object:
+    from .threads import DEFAULT_THREADS
+
+    return typer.Option(DEFAULT_THREADS, "--threads", min=0, help=_THREADS_HELP)
+
+
+def _set_threads(threads: int) -> None:
+    """Apply ``--threads`` at command start (:func:`qkd_qiskit.threads.apply_threads`)."""
+    from .threads import apply_threads
+
+    apply_threads(threads)
+
+
+def _executor_option() -> object:
+    return typer.Option("local", "--executor", help="Where the work runs: local (this process) or ray (a Ray "
+                        "cluster; pip install \"qkd-qiskit[ray]\"). Results are the same (README, 'Ray').")
+
+
+def _address_option() -> object:
+    return typer.Option(None, "--address", help="--executor ray: the cluster's address (default: RAY_ADDRESS, "
+                        "else a local Ray instance on this machine's cores).")
+
+
+def _chunk_size_option() -> object:
+    return typer.Option(None, "--chunk-size", min=1, help="Units per task, batched together (default: all units "
+                        "of one model). A started run keeps its chunk size.")
+
+
+def _check_executor(executor: str, address: str | None, chunk_size: int | None) -> None:
+    """``--executor`` / ``--address`` / ``--chunk-size`` as one line and exit 2, before any work."""
+    from .executors import check_executor
+
+    try:
+        check_executor(executor, address, chunk_size)
+    except ValueError as err:
+        fail(str(err))
+
+
 @app.command()
 def run(config: Path = typer.Argument(..., help="Experiment config (YAML), or the name of a shipped one "
                                       "(`qkd configs`)."),
         out: Path = typer.Option(..., "--out", help="Run directory; an existing one is resumed."),
-        progress: bool = typer.Option(True, help="Show progress bars.")) -> None:
+        progress: bool = typer.Option(True, help="Show progress bars."),
+        threads: int = _threads_option(),
+        executor: str = _executor_option(), address: Optional[str] = _address_option(),
+        chunk_size: Optional[int] = _chunk_size_option()) -> None:
     """Train every (model, kd, seed) of CONFIG into OUT, skipping units already finished there."""
+    _set_threads(threads)
+    _check_executor(executor, address, chunk_size)
     from .config import ConfigError, load_config
     from .experiments import run_experiment
     from .studies import resolve_config_path
@@ -84,7 +131,8 @@ def run(config: Path = typer.Argument(..., help="Experiment config (YAML), or th
     except ConfigError as err:
         fail(str(err))
     try:
-        rows = run_experiment(cfg, out, progress=progress, log=typer.echo)
+        rows = run_experiment(cfg, out, progress=progress, log=typer.echo, executor=executor, address=address,
+                              chunk_size=chunk_size)
     except (ValueError, OSError) as err:
         fail(_message(err))
     typer.echo(_summary_lines(rows))
@@ -112,8 +160,13 @@ def reproduce(study: str = typer.Argument(..., help="Study to reproduce: piperno
               quick: bool = typer.Option(False, "--quick", help="3 seeds, few epochs: a smoke run in seconds."),
               dataset: Optional[str] = typer.Option(None, "--dataset", help="hasan2023: digits (default, "
                                                     "offline), mnist, fashion_mnist or cifar10."),
-              progress: bool = typer.Option(True, help="Show progress bars.")) -> None:
+              progress: bool = typer.Option(True, help="Show progress bars."),
+              threads: int = _threads_option(),
+              executor: str = _executor_option(), address: Optional[str] = _address_option(),
+              chunk_size: Optional[int] = _chunk_size_option()) -> None:
     """Run a paper's study end to end and write its report (see README, 'Reproducing the paper')."""
+    _set_threads(threads)
+    _check_executor(executor, address, chunk_size)
     from .experiments import run_experiment
     from .report import write_report
     from .studies import STUDIES, study_config
@@ -122,7 +175,8 @@ def reproduce(study: str = typer.Argument(..., help="Study to reproduce: piperno
         fail(f"STUDY: unknown study {study!r} (known: {', '.join(STUDIES)})")
 
     try:
-        rows = run_experiment(study_config(study, quick, dataset), out, progress=progress, log=typer.echo)
+        rows = run_experiment(study_config(study, quick, dataset), out, progress=progress, log=typer.echo,
+                              executor=executor, address=address, chunk_size=chunk_size)
         write_report(out)
     except (ValueError, OSError) as err:
         fail(_message(err))
@@ -212,15 +266,21 @@ def evaluate(run_dir: Path = typer.Argument(..., help="A `qkd run` directory wit
              out: Path = typer.Option(..., "--out", help="Output directory; an existing one is resumed."),
              students: Optional[str] = typer.Option(None, "--students", help=_STUDENTS_HELP),
              max_samples: Optional[int] = typer.Option(None, "--max-samples", min=1, help=_MAX_SAMPLES_HELP),
-             progress: bool = typer.Option(True, help="Show progress bars.")) -> None:
+             progress: bool = typer.Option(True, help="Show progress bars."),
+             threads: int = _threads_option(),
+             executor: str = _executor_option(), address: Optional[str] = _address_option(),
+             chunk_size: Optional[int] = _chunk_size_option()) -> None:
     """Evaluate every trained quantum student of RUN_DIR on a backend: exact vs backend macro-F1."""
+    _set_threads(threads)
+    _check_executor(executor, address, chunk_size)
     from .backends import redact
     from .evaluate import evaluate_run, format_summary
     from .summaries import backend_summary
 
     try:
         rows = evaluate_run(run_dir, backend, out, progress=progress, students=_names(students),
-                            max_samples=max_samples, log=typer.echo)
+                            max_samples=max_samples, log=typer.echo, executor=executor, address=address,
+                            chunk_size=chunk_size)
     except (ValueError, OSError) as err:
         fail(redact(_message(err)))
     typer.echo(format_summary(backend_summary(rows)))
@@ -234,14 +294,39 @@ def calibrate(run_dir: Path = typer.Argument(..., help="A `qkd run` directory wi
               val_samples: int = typer.Option(150, "--val-samples", min=2,
                                               help="Validation-split circuits per unit (choose regularisation)."),
               students: Optional[str] = typer.Option(None, "--students", help=_STUDENTS_HELP),
-              progress: bool = typer.Option(True, help="Show progress bars.")) -> None:
-    """Refit each quantum student's head on its noisy read-outs of training samples on a backend."""
-    from .backends import redact
+              progress: bool = typer.Option(True, help="Show progress bars."),
+              executor: str = _executor_option(), address: Optional[str] = _address_option(),
+              chunk_size: Optional[int] = _chunk_size_option(),
+              dry_run: bool = typer.Option(False, "--dry-run", help="ibm profiles: print the calibration jobs, "
+                                           "circuits, shots and a QPU-time estimate; submit nothing."),
+              wait: bool = typer.Option(False, "--wait", help="ibm profiles: wait for the calibration jobs "
+                                        "(always on in local testing mode)."),
+              resubmit_failed: bool = typer.Option(False, "--resubmit-failed", help="ibm profiles: resubmit "
+                                                   "failed or cancelled calibration jobs.")) -> None:
+    """Refit each quantum student's head on its noisy read-outs of training samples on a backend.
+
+    On an ibm profile the calibration circuits are jobs in the crash-safe job ledger
+    (RUN_DIR/jobs/<profile>/jobs.json): run the command again to collect them."""
+    _check_executor(executor, address, chunk_size)
+    from .backends import load_profile, redact
     from .calibrate import calibrate_run
 
     try:
-        rows = calibrate_run(run_dir, backend, samples, val_samples, students=_names(students), progress=progress,
-                             log=typer.echo)
+        kind = load_profile(backend).kind
+        if kind == "ibm":
+            from .jobs.calibration import calibrate_on_device, calibration_dry_run
+
+            if dry_run:
+                calibration_dry_run(run_dir, backend, samples, val_samples, _names(students), log=typer.echo)
+                return
+            rows = calibrate_on_device(run_dir, backend, samples, val_samples, _names(students), wait=wait,
+                                       resubmit_failed=resubmit_failed, log=typer.echo)
+        elif dry_run or wait or resubmit_failed:
+            fail("--dry-run, --wait and --resubmit-failed apply to ibm profiles (device jobs)")
+        else:
+            rows = calibrate_run(run_dir, backend, samples, val_samples, students=_names(students),
+                                 progress=progress, log=typer.echo, executor=executor, address=address,
+                                 chunk_size=chunk_size)
     except ValueError as err:
         fail(redact(str(err)))
     typer.echo(f"wrote {run_dir}/calibration/<profile>/results.csv ({len(rows)} rows); "
@@ -257,8 +342,11 @@ def noise(run_dir: Path = typer.Argument(..., help="A `qkd run` directory with t
           val_samples: int = typer.Option(150, "--val-samples", min=2, help="Validation circuits per unit."),
           students: Optional[str] = typer.Option(None, "--students", help=_STUDENTS_HELP),
           max_samples: Optional[int] = typer.Option(None, "--max-samples", min=1, help=_MAX_SAMPLES_HELP),
+          mitigation: str = typer.Option("none", "--mitigation", help="Comma-separated read-out mitigations "
+                                         "to compare: none, mthree."),
           progress: bool = typer.Option(True, help="Show progress bars.")) -> None:
-    """Noise study: every quantum student on device profiles x shots, raw and calibrated (RUN_DIR/noise/)."""
+    """Noise study: every quantum student on device profiles x shots x read-out mitigation, raw and
+    calibrated (RUN_DIR/noise/)."""
     from .noise_study import noise_study
 
     try:
@@ -269,7 +357,8 @@ def noise(run_dir: Path = typer.Argument(..., help="A `qkd run` directory with t
         fail(f"--shots: expected positive shot counts, got {shots!r}")
     try:
         noise_study(run_dir, _names(backends) or [], counts, samples, val_samples, students=_names(students),
-                    max_samples=max_samples, progress=progress, log=typer.echo)
+                    max_samples=max_samples, progress=progress, log=typer.echo,
+                    mitigations=_names(mitigation) or ["none"])
     except ValueError as err:
         fail(str(err))
     typer.echo((run_dir / "noise" / "noise_study.md").read_text())

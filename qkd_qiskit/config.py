@@ -41,7 +41,11 @@ _IMAGE_KEYS = ("root", "classes", "per_class", "test_per_class", "val_fraction",
 
 class DataConfig(_Strict):
     """``xor`` (n_samples, n_bits, split) or an image dataset (root, classes, per_class,
-    test_per_class, val_fraction, download); ``seed`` for both. Options of the other kind are errors."""
+    test_per_class, val_fraction, download); ``seed`` for both. Options of the other kind are errors.
+
+    For any dataset, ``n_train`` / ``label_noise`` / ``teacher_data`` change the training split only
+    (:mod:`qkd_qiskit.data.training_split`); at their defaults they are left out of dumps, so older
+    manifests stay equal and their runs resume."""
 
     name: Literal["xor", "digits", "mnist", "fashion_mnist", "cifar10"] = "xor"
     n_samples: int = Field(1000, ge=10)
@@ -54,6 +58,12 @@ class DataConfig(_Strict):
     test_per_class: int | None = Field(None, ge=1)
     val_fraction: float = Field(0.1, gt=0, lt=1)
     download: bool = True
+    n_train: int | None = Field(None, ge=2)
+    """Train on a seeded, class-stratified subset of this many training samples (default: all)."""
+    label_noise: float = Field(0.0, ge=0, lt=1)
+    """Symmetric noise on the training labels: each flips to another class with this probability."""
+    teacher_data: Literal["full", "reduced"] = "full"
+    """The teacher trains on the full (noisy) training split or on the student's reduced one."""
 
     @field_validator("classes")
     @classmethod
@@ -89,11 +99,17 @@ class DataConfig(_Strict):
         """Dump only this dataset's keys (so XOR manifests are unchanged and resume as before)."""
         out = handler(self)
         foreign = _IMAGE_KEYS if self.name == "xor" else _XOR_KEYS
-        return {k: v for k, v in out.items() if k not in foreign}
+        defaults = {"n_train": None, "label_noise": 0.0, "teacher_data": "full"}
+        return {k: v for k, v in out.items() if k not in foreign and not (k in defaults and v == defaults[k])}
 
     def loader_options(self) -> dict[str, Any]:
         keys = ("seed", *(_XOR_KEYS if self.name == "xor" else _IMAGE_KEYS))
         return {k: v for k, v in self.model_dump().items() if k in keys}
+
+    def training_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`qkd_qiskit.data.training_datasets`."""
+        return {"n_train": self.n_train, "label_noise": self.label_noise, "teacher_data": self.teacher_data,
+                "seed": self.seed}
 
 
 def _known_model(v: str) -> str:

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -28,14 +29,16 @@ import torch
 
 from .atomic import atomic_write_bytes, atomic_write_csv, atomic_write_json
 from .backends import Backend, Profile, prepare_backend
-from .calibrate import CalibratedHead, calibrated_logits, load_heads
+from .calibrate import CalibratedHead, backend_of, calibrated_logits, keep_backend, load_heads
 from .data import Dataset, stratified_subset
 from .distill import classification_metrics, predict_logits
+from .executors import Executor, Task, TasksFailed, check_executor, chunked, make_executor, run_tasks
 from .outdir import check_output_dir, lock_output_dir
 from .progress import progress_bar
 from .rundir import UNIT_KEYS, RunDir, Unit, finish_manifest, run_manifest, unit_seed
 from .summaries import backend_summary
-from .trained import QuantumGroup, circuit_angles, group_student, groups_to_do, head_logits, load_run, quantum_groups
+from .threads import thread_info
+from .trained import QuantumGroup, circuit_angles, from_states, group_student, head_logits, load_run, quantum_groups
 
 EVAL_COLUMNS = ["model", "kd", "seed", "backend", "f1_macro_exact", "f1_macro_backend", "f1_macro_calibrated",
                 "f1_macro_delta", "accuracy_exact", "accuracy_backend", "accuracy_calibrated", "f1_weighted_exact", "f1_weighted_backend",
@@ -172,7 +175,9 @@ def _check_same(previous: dict | None, info: dict, out: Path) -> None:
 
 def evaluate_run(run_dir: str | Path, backend_spec: str | Path | Profile, out: str | Path,
                  progress: bool = True, log: Callable[[str], None] | None = None,
-                 students: Sequence[str] | None = None, max_samples: int | None = None) -> list[dict]:
+                 students: Sequence[str] | None = None, max_samples: int | None = None,
+                 executor: str | Executor = "local", address: str | None = None,
+                 chunk_size: int | None = None) -> list[dict]:
     """Evaluate every trained quantum student of ``run_dir`` (or the named ``students`` entries)
     on a backend, on the test split (or a stratified subset of ``max_samples`` of it); write
     ``out``; return all rows written there so far.
@@ -180,7 +185,14 @@ def evaluate_run(run_dir: str | Path, backend_spec: str | Path | Profile, out: s
     Everything that can fail early (``out``: a file, read-only, in use; profile, credentials, device
     width, run folder) is checked before any circuit runs; ``out`` is locked while it is written
     (:mod:`qkd_qiskit.outdir`). Finished units in ``out`` are skipped, so a killed evaluation resumes.
+
+    ``executor`` (a name, made after those checks, or an executor object) runs chunks of up to
+    ``chunk_size`` units of one group (:mod:`qkd_qiskit.executors`); each row is the same whatever
+    the executor or chunk. Chunks that fail for good are a
+    :class:`~qkd_qiskit.executors.TasksFailed` raised once every other unit is written.
     """
+    if isinstance(executor, str):
+        check_executor(executor, address, chunk_size)
     check_output_dir(out)
     if Path(out).resolve() == Path(run_dir).resolve():
         raise ValueError(f"out: {out} is the run folder itself; choose another --out (e.g. {Path(run_dir) / 'eval'})")
@@ -191,17 +203,23 @@ def evaluate_run(run_dir: str | Path, backend_spec: str | Path | Profile, out: s
     backend = prepare_backend(backend_spec, list(circuits.values()))
     heads = load_heads(run.root, backend.name)
     with lock_output_dir(out):
-        return _evaluate_into(evaluation_dir(out), run, cfg, data, groups, idx, max_samples, backend, heads, progress,
-                              log)
+        ex = make_executor(executor, address, chunk_size) if isinstance(executor, str) else executor
+        try:
+            return _evaluate_into(evaluation_dir(out), run, cfg, data, groups, idx, max_samples, keep_backend(backend),
+                                  heads, progress, log, ex)
+        finally:
+            if ex is not executor:
+                ex.close()
 
 
 def _evaluate_into(dest: RunDir, run: RunDir, cfg: Any, data: Dataset, groups: Sequence[QuantumGroup],
                    idx: np.ndarray, max_samples: int | None, backend: Backend, heads: dict[str, CalibratedHead],
-                   progress: bool, log: Callable[[str], None] | None) -> list[dict]:
+                   progress: bool, log: Callable[[str], None] | None, executor: Executor) -> list[dict]:
     previous = dest.read_manifest()
     subset = {"max_samples": max_samples, "n": int(len(idx)), "of": int(len(data.y_test)), "seed": 0}
     info = run_manifest({"run": str(run.root.resolve()), "backend": backend.describe(), "test_subset": subset,
-                         "transpilation": {}, "sampling_seeds": (previous or {}).get("sampling_seeds", {})},
+                         "transpilation": {}, "sampling_seeds": (previous or {}).get("sampling_seeds", {}),
+                         "torch_threads": thread_info()},
                         previous)
     _check_same(previous, info, dest.root)
     info["transpilation"] = (previous or {}).get("transpilation", {})
@@ -214,16 +232,60 @@ def _evaluate_into(dest: RunDir, run: RunDir, cfg: Any, data: Dataset, groups: S
             log(f"{why}: evaluating {u.key} again")
     bar = progress_bar(total=len(pending), desc=f"evaluate on {backend.name}", unit="unit", enabled=progress,
                        leave=False, lines=True)
-    for group, net, todo in groups_to_do(run, cfg, data, groups, dest.is_done):
-        student = net.quantum.student
-        info["transpilation"][group.label] = transpilation_stats(backend, student)
+    info["executor"] = executor.describe()
+    tasks = []
+    for group in groups:
+        todo = [u for u in group.units if not dest.is_done(u)]
+        if todo:
+            info["transpilation"][group.label] = transpilation_stats(backend, group_student(cfg, data, group))
+            states = tuple(run.load_checkpoint(u)["state"] for u in group.units)
+            tasks += [Task(_chunk_name(c), evaluate_chunk, EvalChunk(cfg, data, group, states, tuple(c), backend.profile, idx,
+                                                                     {u.key: heads[u.key] for u in c if u.key in heads}))
+                      for c in chunked(todo, executor.chunk_size)]
+    atomic_write_json(dest.manifest, info)
+
+    def save(task: Task, rows: list) -> None:
+        for unit, row in rows:
+            atomic_write_json(dest.unit_dir(unit) / "result.json", row)
+            info["sampling_seeds"][unit.key] = row["sampling_seed"]
+            bar.update(1)
         atomic_write_json(dest.manifest, info)
-        info["sampling_seeds"].update(_evaluate_group(net, group, todo, backend, data, idx, dest, bar, heads))
+
+    failed = run_tasks(executor, tasks, save)
     bar.close()
     rows = dest.results()
     write_tables(dest.root, rows)
+    if failed:
+        raise TasksFailed(failed)
     finish_manifest(dest.manifest, info)
     return rows
+
+
+def _chunk_name(units: Sequence[Unit]) -> str:
+    return units[0].key if len(units) == 1 else f"{units[0].key} .. {units[-1].key} ({len(units)} units)"
+
+
+@dataclass(frozen=True)
+class EvalChunk:
+    """Units of one group to evaluate, and everything a worker needs for them (picklable, no run
+    file): the dataset, the checkpoint states of *every* unit of the group (the worker rebuilds the
+    same ensemble whatever the chunk), the backend profile, test indices and calibrated heads."""
+
+    cfg: Any
+    data: Dataset
+    group: QuantumGroup
+    states: tuple[dict, ...]
+    units: tuple[Unit, ...]
+    profile: Profile
+    idx: np.ndarray
+    heads: dict[str, CalibratedHead]
+
+
+def evaluate_chunk(chunk: EvalChunk) -> list[tuple[Unit, dict]]:
+    """Each unit's result row (:func:`unit_row`). Runs on an executor's worker; writes nothing."""
+    net = from_states(chunk.cfg, chunk.data, chunk.group.units, dict(chunk.group.options), chunk.states).eval()
+    return _evaluate_group(net, chunk.group, chunk.units, backend_of(chunk.profile), chunk.data, chunk.idx,
+                           chunk.heads)
 
 
 def transpilation_stats(backend: Backend, student: Any) -> dict:
@@ -239,10 +301,9 @@ def transpilation_stats(backend: Backend, student: Any) -> dict:
 
 
 def _evaluate_group(net: torch.nn.Module, group: QuantumGroup, todo: Sequence[Unit], backend: Backend,
-                    data: Dataset, idx: np.ndarray, dest: RunDir, bar: Any,
-                    heads: dict[str, CalibratedHead]) -> dict[str, int | None]:
-    """Evaluate and write each unit of ``todo`` on test samples ``idx`` (with its calibrated head
-    from ``heads`` when there is one); returns the sampling seeds."""
+                    data: Dataset, idx: np.ndarray, heads: dict[str, CalibratedHead]) -> list[tuple[Unit, dict]]:
+    """Evaluate each unit of ``todo`` on test samples ``idx`` (with its calibrated head from
+    ``heads`` when there is one); returns ``(unit, row)`` pairs."""
     x, y = data.x_test[idx], data.y_test[idx]
     index = {u: m for m, u in enumerate(group.units)}
     exact_logits = predict_logits(net, x).double().numpy()
@@ -251,7 +312,7 @@ def _evaluate_group(net: torch.nn.Module, group: QuantumGroup, todo: Sequence[Un
         xt = torch.as_tensor(x, dtype=ref.dtype).unsqueeze(0).expand(ref.shape[0], -1, -1)
         exact_out = net.quantum(net.circuit_features(xt)).double().numpy()
     angles = circuit_angles(net, x)
-    seeds: dict[str, int | None] = {}
+    rows = []
     for unit in todo:
         m = index[unit]
         seed = unit_seed(backend.profile.seed, unit) if backend.kind == "aer" else getattr(
@@ -261,7 +322,5 @@ def _evaluate_group(net: torch.nn.Module, group: QuantumGroup, todo: Sequence[Un
         logits = head_logits(net, m, out)
         row = unit_row(unit, backend, y, data.n_classes, exact_logits[m], logits, exact_out[m], out,
                        time.perf_counter() - t0, seed, calibrated_logits(heads, unit, out))
-        atomic_write_json(dest.unit_dir(unit) / "result.json", row)
-        seeds[unit.key] = seed
-        bar.update(1)
-    return seeds
+        rows.append((unit, row))
+    return rows

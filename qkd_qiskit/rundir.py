@@ -38,6 +38,7 @@ import torch
 from .atomic import atomic_write_bytes, atomic_write_csv, atomic_write_json
 from .strict import read_json
 from .shipped import package_version
+from .threads import thread_info
 
 RESULT_COLUMNS = ["model", "role", "kd", "seed", "f1_macro", "f1_weighted", "accuracy", "n_params",
                   "epochs_trained", "best_epoch", "best_val_loss", "train_seconds", "confusion_matrix"]
@@ -83,11 +84,12 @@ def git_commit(package_dir: Path | None = None) -> str | None:
 
 def run_manifest(fields: dict, previous: dict | None, environment: bool = False) -> dict:
     """``fields`` plus start / resume / finish times; a resumed run keeps its first start time and
-    appends this start to ``resumed_at``. ``environment`` adds versions, Python, platform and commit."""
+    appends this start to ``resumed_at``. ``environment`` adds versions, Python, platform, commit and
+    the torch threads of this process (:func:`qkd_qiskit.threads.thread_info`)."""
     t = now()
     env = {"qkd_qiskit_version": package_version(), "versions": package_versions(),
            "python": platform.python_version(), "platform": platform.platform(),
-           "git_commit": git_commit()} if environment else {}
+           "git_commit": git_commit(), "torch_threads": thread_info()} if environment else {}
     return {**fields, **env,
             "started_at": (previous or {}).get("started_at", t),
             "resumed_at": (previous or {}).get("resumed_at", []) + ([t] if previous else []),

@@ -24,7 +24,7 @@ import torch
 from .catalog import QUANTUM_STUDENT_MODELS
 from .config import ExperimentConfig, parse_config
 from .data import Dataset, load_dataset
-from .models import NEEDS_IMAGE_SHAPE, build_model, load_model_states
+from .models import NEEDS_IMAGE_SHAPE, build_model, load_model_states, saved_terms
 from .rundir import RunDir, RunFileError, Unit, training_dir
 
 QNN_OPTIONS = ("backend", "gradient")
@@ -58,6 +58,8 @@ def build_for_units(cfg: ExperimentConfig, data: Dataset, model: str, options: d
     the initialisation. Image models get the dataset's ``image_shape``."""
     if model in NEEDS_IMAGE_SHAPE and data.image_shape is not None:
         options = {**options, "image_shape": data.image_shape}
+    if options.get("embedding_cx") is not None and "embedding_terms" not in options:
+        options = {**options, "train_features": data.x_train}  # the approximate embedding is fitted on it
     net = build_model(model, data.n_features, data.n_classes, init_generators(label or model, seeds),
                       torch_dtype(cfg), **options)
     return net.to(torch_device(cfg))
@@ -79,13 +81,21 @@ def unit_model(cfg: ExperimentConfig, unit: Unit) -> str:
 def load_trained(run: RunDir, units: Sequence[Unit], cfg: ExperimentConfig, data: Dataset,
                  options: dict) -> torch.nn.Module:
     """Rebuild the ensemble of finished ``units`` (same model) from their checkpoints."""
-    net = build_for_units(cfg, data, unit_model(cfg, units[0]), options, [u.seed for u in units], units[0].model)
     states = [run.load_checkpoint(u)["state"] for u in units]
+    return from_states(cfg, data, units, options, states, run.unit_dir(units[0]).parent)
+
+
+def from_states(cfg: ExperimentConfig, data: Dataset, units: Sequence[Unit], options: dict,
+                states: Sequence[dict], where: Any = "states") -> torch.nn.Module:
+    """Rebuild the ensemble of ``units`` (same model) from their checkpoint states (``where`` they
+    came from names them in the error when they do not fit): what a worker without the run
+    folder does with the states the driver sent it."""
+    net = build_for_units(cfg, data, unit_model(cfg, units[0]), options, [u.seed for u in units], units[0].model)
     try:
-        return load_model_states(net, states)
+        return load_model_states(net, list(states))
     except (KeyError, RuntimeError, ValueError) as err:  # a checkpoint of another model or config
         why = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-        raise RunFileError(f"{run.unit_dir(units[0]).parent}: checkpoints of {units[0].model} do not fit the "
+        raise RunFileError(f"{where}: checkpoints of {units[0].model} do not fit the "
                            f"model of the run's config ({why})") from None
 
 
@@ -137,11 +147,23 @@ def quantum_groups(run: RunDir, cfg: ExperimentConfig, students: Sequence[str] |
         for kd in st.kd:
             units = tuple(u for s in cfg.seeds if run.is_done(u := Unit(st.label, kd, s)))
             if units:
-                groups.append(QuantumGroup(st.label, st.model, kd, options, units))
+                groups.append(QuantumGroup(st.label, st.model, kd, _with_saved_terms(run, options, units[0]), units))
     if not groups:
         raise ValueError(f"run: {run.root} holds no trained quantum student "
                          f"(models: {', '.join(QUANTUM_STUDENT_MODELS)})")
     return groups
+
+
+def _with_saved_terms(run: RunDir, options: dict, unit: Unit) -> dict:
+    """Options that rebuild the unit's very circuit: an approximate embedding (``embedding_cx``) gets
+    the Walsh terms saved in the unit's checkpoint (fitted on the training split when it trained)."""
+    if options.get("embedding_cx") is None:
+        return options
+    terms = saved_terms(run.load_checkpoint(unit)["state"])
+    if terms is None:
+        raise RunFileError(f"{run.unit_dir(unit) / 'checkpoint.pt'}: no embedding_terms in a checkpoint of a student "
+                           "with options.embedding_cx; delete the unit and resume the run")
+    return {**options, "embedding_terms": terms}
 
 
 def load_group(run: RunDir, cfg: ExperimentConfig, data: Dataset, group: QuantumGroup) -> torch.nn.Module:
@@ -176,10 +198,17 @@ def circuit_angles(net: torch.nn.Module, x: np.ndarray) -> np.ndarray:
     return np.stack([np.asarray(net.quantum.student.input_angles(f), dtype=np.float64) for f in feats])
 
 
-def head_logits(net: torch.nn.Module, m: int, readouts: np.ndarray) -> np.ndarray:
-    """Logits (N, C) of model ``m``'s classical head applied to given circuit readouts (N, n_out)."""
+def head_logits(net: torch.nn.Module, m: int, readouts: np.ndarray, statistics: Any = None) -> np.ndarray:
+    """Logits (N, C) of model ``m``'s classical head applied to given circuit readouts (N, n_out).
+
+    A student with a read-out normalisation (option ``readout_norm``) standardises them first, with
+    its trained statistics, or with ``statistics`` ``(mean, var)`` when given: e.g.
+    ``models.readout_statistics`` of the backend's read-outs of training samples (QuantumNAT's
+    post-measurement normalisation; it cancels an affine shrink ``a * r + c`` of the read-outs by
+    noise). Students without one ignore ``statistics``."""
     ref = next(net.head.parameters())
     x = torch.zeros(net.quantum.weights.shape[0], *readouts.shape, dtype=ref.dtype)
     x[m] = torch.as_tensor(readouts, dtype=ref.dtype)
     with torch.no_grad():
-        return net.head(x)[m].double().numpy()
+        out = net.readout_logits(x, statistics) if hasattr(net, "readout_logits") else net.head(x)
+        return out[m].double().numpy()

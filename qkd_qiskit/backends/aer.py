@@ -16,12 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from ..readout import MEAS_REGISTER
 from .base import Backend, profile_trials
 from .batch import bindings, bits_to_probs, check_batch, probs_to_readouts
 from .devices import device_noise_model, device_relaxes_delays, fake_device
 from .fastpath import Compacted, sample_probs
-from .noise import load_noise_model, noise_errors
+from .mitigation import mitigate_frequencies
+from .noise import load_noise_model, noise_errors, readout_matrix
 from .profiles import AerProfile
+from .transpile import readout_physical
 
 
 @lru_cache(maxsize=None)
@@ -69,15 +72,16 @@ class AerBackend(Backend):
         p = self.profile
         return {**super().describe(), "device": p.device, "noise_model": p.noise_model, "seed": p.seed,
                 "method": p.method, "fast_eval": p.fast_eval, "optimization_level": p.optimization_level,
-                "seed_transpiler": p.seed_transpiler, "num_qubits": self.num_qubits}
+                "seed_transpiler": p.seed_transpiler, "num_qubits": self.num_qubits, "mitigation": p.mitigation}
 
     def compacted(self, student: Any, measured: bool = True, keep_parameters: bool = False) -> Compacted:
         """The ISA circuit on its active qubits only, with the noise model restricted to them."""
         key = ("compact", *self.student_key(student, measured, keep_parameters))
         if key not in self._cache:
             records = _noise_records(self.profile.noise_model, self.profile.device)
+            noise_key = f"device={self.profile.device}|file={self.profile.noise_model}"
             self._cache[key] = Compacted.build(self.transpiled(student, measured, keep_parameters), self.noise_model,
-                                               self.relaxes_delays, records)
+                                               self.relaxes_delays, records, noise_key)
         return self._cache[key]
 
     def backend_options(self, method: str | None = None, noise_model: Any = None) -> dict[str, Any]:
@@ -108,8 +112,20 @@ class AerBackend(Backend):
             cmp = self.compacted(student)
             if cmp.fast_path_ok:
                 probs = cmp.probabilities(student, w, a)
-                return probs_to_readouts(student, sample_probs(probs, self.profile.shots, seed))
-        return probs_to_readouts(student, self.sampler_probs(student, w, a, seed))
+                freqs = sample_probs(probs, self.profile.shots, seed)
+                matrices = [readout_matrix(cmp.noise_model, q) for q in cmp.readout_positions(student)]
+                return probs_to_readouts(student, self._mitigated(freqs, matrices))
+        freqs = self.sampler_probs(student, w, a, seed)
+        physical = readout_physical(self.transpiled(student).circuit, MEAS_REGISTER, student.readout_qubits)
+        return probs_to_readouts(student, self._mitigated(freqs, [readout_matrix(self.noise_model, q)
+                                                                   for q in physical]))
+
+    def _mitigated(self, freqs: np.ndarray, matrices: list[np.ndarray]) -> np.ndarray:
+        """Sampled read-out frequencies, mthree-corrected with the noise model's assignment matrices
+        when the profile asks for it (:mod:`.mitigation`)."""
+        if self.profile.mitigation != "mthree":
+            return freqs
+        return mitigate_frequencies(freqs, self.profile.shots, matrices)
 
     def sampler_probs(self, student: Any, weights: np.ndarray, angles: np.ndarray, seed: int) -> np.ndarray:
         """The plain path: Aer SamplerV2 on the full-width ISA circuit with the full noise model."""

@@ -11,6 +11,8 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -41,6 +43,43 @@ def apply_readout_errors(probs: np.ndarray, matrices: Sequence[np.ndarray]) -> n
     return t.reshape(len(probs), 2**k)
 
 
+MEMO_BYTES = 512 * 2**20
+"""Bound of the process-wide memo of noisy probabilities (least recently used entries go first)."""
+
+_MEMO: "OrderedDict[bytes, np.ndarray]" = OrderedDict()
+
+
+def _memo_get(key: bytes) -> np.ndarray | None:
+    hit = _MEMO.get(key)
+    if hit is not None:
+        _MEMO.move_to_end(key)
+    return hit
+
+
+def _memo_put(key: bytes, probs: np.ndarray) -> None:
+    _MEMO[key] = probs
+    while sum(v.nbytes for v in _MEMO.values()) > MEMO_BYTES and len(_MEMO) > 1:
+        _MEMO.popitem(last=False)
+
+
+def circuit_digest(circuit: QuantumCircuit) -> str:
+    """A content digest of a circuit: every instruction's name, qubits, clbits and parameters by name
+    (so two builds of the same student, with distinct ``Parameter`` objects, have the same digest).
+
+    Example:
+        >>> a, b = QuantumCircuit(2), QuantumCircuit(2)
+        >>> _ = a.cx(0, 1), b.cx(0, 1)
+        >>> circuit_digest(a) == circuit_digest(b), circuit_digest(a) == circuit_digest(QuantumCircuit(2))
+        (True, False)
+    """
+    h = hashlib.sha256(f"{circuit.num_qubits} {circuit.num_clbits}".encode())
+    for inst in circuit.data:
+        qubits = [circuit.find_bit(q).index for q in inst.qubits]
+        clbits = [circuit.find_bit(c).index for c in inst.clbits]
+        h.update(f"{inst.operation.name}{qubits}{clbits}{[str(p) for p in inst.operation.params]}\n".encode())
+    return h.hexdigest()
+
+
 @dataclass
 class Compacted:
     """An ISA circuit cut down to its active physical qubits, plus the matching noise model.
@@ -62,11 +101,16 @@ class Compacted:
     noise_model: Any
     unitary: QuantumCircuit
     fast_path_ok: bool
+    noise_key: str = ""
+    """Names the noise model (device / file): with it, :meth:`probabilities` is memoised per process
+    by content (circuit, noise, weights, inputs), so evaluating the same student at several shot
+    counts, or calibrating and then evaluating it, runs each density-matrix simulation once."""
     _sim: Any = field(default=None, repr=False)
+    _digest: str | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, transpiled: Transpiled, noise_model: Any, relaxes_delays: bool = False,
-              records: list[dict] | None = None) -> "Compacted":
+              records: list[dict] | None = None, noise_key: str = "") -> "Compacted":
         """Compact ``transpiled`` and restrict ``noise_model`` (its ``to_dict`` ``records`` if cached)."""
         isa = transpiled.circuit
         physical = active_qubits(isa)
@@ -75,7 +119,7 @@ class Compacted:
         nm = restrict_noise_model(noise_model, physical, records)
         delays = "delay" in isa.count_ops() and relaxes_delays
         ok = measured_never_reused(circuit) and measurement_noise_is_classical(nm) and not delays
-        return cls(circuit, tuple(physical), clbit_qubit, nm, unitary, ok)
+        return cls(circuit, tuple(physical), clbit_qubit, nm, unitary, ok, noise_key)
 
     def readout_positions(self, student: Any) -> list[int]:
         """Compact qubit holding each read-out qubit at the end (from the final ``meas[q]`` writes)."""
@@ -83,10 +127,28 @@ class Compacted:
         return [self.clbit_qubit[self.circuit.find_bit(meas[q]).index] for q in student.readout_qubits]
 
     def probabilities(self, student: Any, weights: np.ndarray, angles: np.ndarray) -> np.ndarray:
-        """Exact noisy read-out distribution (N, 2^k): one density-matrix run, read-out errors applied."""
+        """Exact noisy read-out distribution (N, 2^k): one density-matrix run, read-out errors applied
+        (memoised per process when ``noise_key`` is set)."""
+        positions = self.readout_positions(student)
+        key = None
+        if self.noise_key:
+            if self._digest is None:
+                self._digest = circuit_digest(self.unitary)
+            h = hashlib.sha256(f"{self.noise_key}|{self._digest}|{positions}|{weights.shape}|{angles.shape}".encode())
+            h.update(np.ascontiguousarray(weights, dtype=np.float64).tobytes())
+            h.update(np.ascontiguousarray(angles, dtype=np.float64).tobytes())
+            key = h.digest()
+            hit = _memo_get(key)
+            if hit is not None:
+                return hit.copy()
+        probs = self._simulate(student, weights, angles, positions)
+        if key is not None:
+            _memo_put(key, probs.copy())
+        return probs
+
+    def _simulate(self, student: Any, weights: np.ndarray, angles: np.ndarray, positions: list[int]) -> np.ndarray:
         from qiskit_aer import AerSimulator
 
-        positions = self.readout_positions(student)
         qc = self.unitary.copy()
         qc.save_probabilities(positions, label="p")
         if self._sim is None:

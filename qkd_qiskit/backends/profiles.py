@@ -67,6 +67,8 @@ class AerProfile(_Common):
     """... with this many transpiler seeds each (``seed_transpiler`` + 0, 1, ...), and keep the ISA
     circuit of highest estimated success probability on the device."""
     fast_eval: bool = True
+    mitigation: Literal["none", "mthree"] = "none"
+    """Client-side read-out error mitigation of the sampled read-out bits (:mod:`.mitigation`)."""
 
     @field_validator("device")
     @classmethod
@@ -115,6 +117,9 @@ class IBMProfile(_Common):
     circuit of highest estimated success probability on the device."""
     max_time: int | None = Field(None, gt=0)
     resilience_level: int | None = Field(None, ge=0, le=2)
+    mitigation: Literal["none", "mthree"] = "none"
+    """Client-side read-out mitigation (mthree) of sampler students' bits; estimator (``<Z>``)
+    students use Runtime's ``resilience_level`` (1 = TREX) instead (:mod:`.mitigation`)."""
     dynamical_decoupling: DynamicalDecoupling | None = None
     twirling: Twirling | None = None
 

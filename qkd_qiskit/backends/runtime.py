@@ -18,10 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from ..readout import MEAS_REGISTER
 from .base import Backend, profile_trials
 from .batch import bindings, bits_to_probs, check_batch, probs_to_readouts
 from .devices import TOKEN_ENV, fake_device, has_ibm_credentials, redact
+from .mitigation import from_system, mitigate_frequencies
 from .profiles import IBMProfile, ProfileError
+from .transpile import readout_physical
 
 
 class IBMRuntimeBackend(Backend):
@@ -78,7 +81,8 @@ class IBMRuntimeBackend(Backend):
     def describe(self) -> dict[str, Any]:
         p = self.profile
         return {**super().describe(), "device": p.device, "local_testing_mode": self.local, "mode": p.mode,
-                "seed": p.seed, "optimization_level": p.optimization_level, "seed_transpiler": p.seed_transpiler}
+                "seed": p.seed, "optimization_level": p.optimization_level, "seed_transpiler": p.seed_transpiler,
+                "mitigation": p.mitigation}
 
     def open_mode(self) -> Any:
         """A ``Batch``/``Session`` context (or the backend itself for job mode); use as ``with``."""
@@ -125,7 +129,25 @@ class IBMRuntimeBackend(Backend):
         data = result[0].data
         if self.primitive_for(student) == "estimator":
             return np.asarray(data.evs, dtype=np.float64).reshape(len(student.readout_qubits), -1).T
-        return probs_to_readouts(student, bits_to_probs(student, data.meas))
+        freqs = bits_to_probs(student, data.meas)
+        if self.profile.mitigation == "mthree":
+            physical = self.readout_physical(student)
+            freqs = mitigate_frequencies(freqs, self.profile.shots, self.mitigator(physical), physical)
+        return probs_to_readouts(student, freqs)
+
+    def readout_physical(self, student: Any) -> list[int]:
+        """Physical qubit of each read-out bit of a sampler student's ISA circuit."""
+        return readout_physical(self.transpiled(student).circuit, MEAS_REGISTER, student.readout_qubits)
+
+    def mitigator(self, physical: list[int]) -> Any:
+        """mthree calibrated on the device's ``physical`` qubits, once per backend object (its
+        calibration circuits are extra device time: 2 circuits x ``shots`` with mthree's defaults)."""
+        key = ("mthree", tuple(physical))
+        if key not in self._cache:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._cache[key] = from_system(self.device, physical, self.profile.shots)
+        return self._cache[key]
 
     def readouts(self, student: Any, weights: Any, angles: Any, seed: int | None = None) -> np.ndarray:
         """Synchronous evaluation (submit and wait). For hardware prefer ``qkd submit``/``collect``."""

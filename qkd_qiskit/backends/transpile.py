@@ -2,7 +2,7 @@
 and the compaction of an ISA circuit onto the physical qubits it actually uses.
 
 Example:
-    >>> from qiskit import QuantumCircuit
+    >>> from qiskit import ClassicalRegister, QuantumCircuit
     >>> qc = QuantumCircuit(5, 1)
     >>> _ = qc.h(3); _ = qc.cx(3, 1); _ = qc.measure(1, 0)
     >>> active_qubits(qc)
@@ -125,3 +125,25 @@ def compact(circuit: QuantumCircuit, qubits: Sequence[int], drop_measures: bool 
                 continue
         out.append(inst.operation, qs, inst.clbits)
     return out, measured
+
+
+def readout_physical(circuit: QuantumCircuit, register: str, bits: Sequence[int]) -> list[int]:
+    """The qubit whose measurement last wrote each clbit ``register[b]`` of ``circuit`` (on an ISA
+    circuit: the physical read-out qubit of each read-out bit).
+
+    Example:
+        >>> qc = QuantumCircuit(3)
+        >>> meas = ClassicalRegister(2, "meas")
+        >>> qc.add_register(meas)
+        >>> _ = qc.measure(2, meas[0]), qc.measure(0, meas[1])
+        >>> readout_physical(qc, "meas", [0, 1])
+        [2, 0]
+    """
+    reg = next(r for r in circuit.cregs if r.name == register)
+    writer: dict[int, int] = {}
+    for inst in circuit.data:
+        if inst.operation.name == "measure":
+            for q, c in zip(inst.qubits, inst.clbits):
+                writer[circuit.find_bit(c).index] = circuit.find_bit(q).index
+    return [writer[circuit.find_bit(reg[b]).index] for b in bits]
+

@@ -1,5 +1,5 @@
-"""The same student and step in PennyLane (``default.qubit`` backprop through ``qml.qnn.TorchLayer``),
-when PennyLane is importable."""
+"""The same student and step in PennyLane through ``qml.qnn.TorchLayer`` (``default.qubit`` backprop,
+``lightning.qubit`` adjoint), when PennyLane is importable; and the ansatz gates every peer runs."""
 
 from __future__ import annotations
 
@@ -33,16 +33,31 @@ def pennylane_ops(student: Any) -> list[tuple[str, tuple[int, ...], int | None]]
 
 
 def bench_pennylane(student: Any, quick: bool) -> dict:
-    try:
-        import pennylane as qml
-    except ImportError as exc:
-        return {"pennylane": {"skipped": f"pennylane not importable ({exc}); pip install pennylane"}}
+    """``pennylane`` (``default.qubit`` backprop) and ``pennylane_lightning`` (``lightning.qubit``
+    adjoint), each through ``qml.qnn.TorchLayer``, or their skip reasons."""
+    out = {}
+    for name, device, diff, module in (("pennylane", "default.qubit", "backprop", "pennylane"),
+                                       ("pennylane_lightning", "lightning.qubit", "adjoint", "pennylane_lightning")):
+        try:
+            __import__(module)
+        except ImportError as exc:
+            out[name] = {"skipped": f"{module} not importable ({exc}); pip install 'qkd-qiskit[bench]'"}
+            continue
+        out[name] = bench_torch_layer(student, quick, device, diff)
+    return out
+
+
+def bench_torch_layer(student: Any, quick: bool, device: str, diff_method: str) -> dict:
+    """One Adam step of ``TorchLayer`` + linear head on a PennyLane device; read-outs checked
+    against the engine on the same weights."""
+    import pennylane as qml
+
     n = student.n_qubits
-    dev = qml.device("default.qubit", wires=n)
+    dev = qml.device(device, wires=n)
     ops = pennylane_ops(student)
     gates = {"ry": qml.RY, "rz": qml.RZ, "rx": qml.RX, "cx": qml.CNOT, "h": qml.Hadamard, "rzz": qml.IsingZZ}
 
-    @qml.qnode(dev, interface="torch", diff_method="backprop")
+    @qml.qnode(dev, interface="torch", diff_method=diff_method)
     def circuit(inputs: torch.Tensor, weights: torch.Tensor) -> list:
         qml.AmplitudeEmbedding(inputs, wires=range(n), normalize=True, pad_with=0.0)
         for name, wires, j in ops:
@@ -71,5 +86,6 @@ def bench_pennylane(student: Any, quick: bool) -> dict:
         opt.step()
 
     res = median_ms(step, 10 if quick else 40, warmup=2)
-    res.update(per_sample_ms=res["median_ms"] / BATCH, version=qml.__version__, max_abs_diff_vs_engine=diff)
-    return {"pennylane": res}
+    res.update(per_sample_ms=res["median_ms"] / BATCH, version=qml.__version__, max_abs_diff_vs_engine=diff,
+               device=device, diff_method=diff_method)
+    return res

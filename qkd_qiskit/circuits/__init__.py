@@ -30,13 +30,17 @@ from __future__ import annotations
 from ..catalog import ARCHITECTURES
 from ..readout import MEAS_REGISTER
 from .ansatzes import hea, q_nd, q_nd_active_qubits, rot_layers, universal, universal_layer_size
+from .approx_embedding import (approx_amplitude_angles, approx_amplitude_embedding, embedding_fidelity, full_cx,
+                               select_terms, terms_cx)
 from .embeddings import (ENCODINGS, amplitude_angles, amplitude_embedding, angle_angles, angle_embedding,
                          dense_angle_embedding, encoding_capacity)
 from .mux import MuxRYGate
 from .redundancy import idle_weights
 from .student import StudentCircuit, build_student, initial_weights, readout_distribution, without_measurements
+from .walsh import TruncatedMuxRYGate
 
-__all__ = ["ARCHITECTURES", "ENCODINGS", "MEAS_REGISTER", "MuxRYGate", "StudentCircuit", "amplitude_angles",
-           "amplitude_embedding", "angle_angles", "angle_embedding", "build_student", "dense_angle_embedding",
+__all__ = ["ARCHITECTURES", "ENCODINGS", "MEAS_REGISTER", "MuxRYGate", "StudentCircuit", "TruncatedMuxRYGate",
+           "amplitude_angles", "amplitude_embedding", "approx_amplitude_angles", "approx_amplitude_embedding",
+           "embedding_fidelity", "full_cx", "select_terms", "terms_cx", "angle_angles", "angle_embedding", "build_student", "dense_angle_embedding",
            "encoding_capacity", "hea", "idle_weights", "initial_weights", "q_nd", "q_nd_active_qubits", "readout_distribution",
            "rot_layers", "universal", "universal_layer_size", "without_measurements"]

@@ -19,6 +19,7 @@ from qiskit.quantum_info import SparsePauliOp
 
 from ..readout import MEAS_REGISTER, counts_distribution, measured_never_reused
 from .ansatzes import hea, q_nd, rot_layers, universal
+from .approx_embedding import approx_amplitude_angles, approx_amplitude_embedding
 from .embeddings import amplitude_angles, angle_angles, encoding_capacity
 from .embeddings import embedding as embedding_circuit
 
@@ -46,9 +47,14 @@ class StudentCircuit:
     n_qubits: int
     layers: int
     encoding: str = "amplitude"
+    embedding_terms: tuple[int, ...] | None = None
+    """The kept Walsh terms of an approximate amplitude embedding (:mod:`.approx_embedding`), or
+    ``None`` for the exact embedding."""
 
     def input_angles(self, x: Any) -> Any:
         """Bind values for ``input_params`` of a numpy/torch (B, F) batch, F <= n_features."""
+        if self.embedding_terms is not None:
+            return approx_amplitude_angles(x, self.n_qubits, self.embedding_terms, max_features=self.n_features)
         if self.encoding == "amplitude":
             return amplitude_angles(x, self.n_qubits, max_features=self.n_features)
         return angle_angles(x, len(self.input_params), max_features=self.n_features)
@@ -97,12 +103,14 @@ def _ansatz(name: str, n_qubits: int, layers: int) -> tuple[QuantumCircuit, bool
 
 def build_student(
     name: str, n_qubits: int = 6, layers: int = 5, n_features: int | None = None,
-    encoding: str = "amplitude",
+    encoding: str = "amplitude", embedding_terms: Sequence[int] | None = None,
 ) -> StudentCircuit:
     """Build a student circuit by architecture name (see :data:`ARCHITECTURES`, plus ``rot_layers``).
 
     ``n_features`` (default: the encoding's capacity, ``2**n_qubits`` for amplitude) is the longest
     input accepted; shorter ones are padded. ``encoding``: one of :data:`ENCODINGS`.
+    ``embedding_terms`` (amplitude encoding only): build the approximate embedding that keeps these
+    Walsh terms (:func:`~qkd_qiskit.circuits.approx_embedding.select_terms`) instead of the exact one.
 
     Example:
         >>> st = build_student("q2")
@@ -116,7 +124,11 @@ def build_student(
         raise ValueError(f"build_student: n_features={n_features} does not fit in {n_qubits} qubits "
                          f"({encoding} encoding takes at most {cap})")
     ansatz, h_layer, readout_qubits = _ansatz(name, n_qubits, layers)
-    embedding = embedding_circuit(encoding, n_qubits)
+    if embedding_terms is not None and encoding != "amplitude":
+        raise ValueError(f"build_student: embedding_terms need the amplitude encoding, not {encoding}")
+    terms = None if embedding_terms is None else tuple(sorted({int(t) for t in embedding_terms}))
+    embedding = (embedding_circuit(encoding, n_qubits) if terms is None
+                 else approx_amplitude_embedding(n_qubits, terms))
     qc = QuantumCircuit(*ansatz.qregs, *ansatz.cregs, name=name)
     qc.compose(embedding, inplace=True)
     if h_layer:
@@ -133,6 +145,7 @@ def build_student(
         n_qubits=n_qubits,
         layers=layers,
         encoding=encoding,
+        embedding_terms=terms,
     )
 
 

@@ -14,10 +14,12 @@ from .dataset import Dataset, from_arrays, split_indices
 from .files import DataFileError
 from .images import IMAGE_LOADERS
 from .subsets import stratified_cut, stratified_subset
+from .training_split import symmetric_label_noise, training_datasets
 from .xor import XOR_CLASS_NAMES, load_xor, make_xor, xor_labels
 
 __all__ = ["Dataset", "DataFileError", "IMAGE_DATASETS", "LOADERS", "XOR_CLASS_NAMES", "from_arrays",
-           "load_dataset", "make_xor", "split_indices", "stratified_cut", "stratified_subset", "xor_labels"]
+           "load_dataset", "make_xor", "split_indices", "stratified_cut", "stratified_subset",
+           "symmetric_label_noise", "training_datasets", "xor_labels"]
 
 IMAGE_DATASETS = tuple(IMAGE_LOADERS)
 """Image datasets (see :mod:`qkd_qiskit.data.images`); ``digits`` is bundled with scikit-learn (offline)."""

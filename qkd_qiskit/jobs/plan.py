@@ -101,7 +101,7 @@ def estimate_qpu_seconds(duration: float, n_circuits: int, shots: int, rep_delay
     return n_circuits * shots * (duration + rep_delay) + overhead
 
 
-def _dry_run_backend(profile: Any, students: Sequence[Any], log: Callable[[str], None]) -> IBMRuntimeBackend:
+def dry_run_backend(profile: Any, students: Sequence[Any], log: Callable[[str], None]) -> IBMRuntimeBackend:
     """The backend to transpile against without submitting: for a real device, the fake snapshot
     of the same name when one exists (no credentials, no network), else the live device."""
     if not profile.local:
@@ -128,7 +128,7 @@ def dry_run(run_dir: str | Path, spec: str | Path | Profile, log: Callable[[str]
     groups = quantum_groups(run, cfg, students)
     students = {g.label: group_student(cfg, data, g) for g in groups}
     profile = ibm_profile(spec)
-    backend = _dry_run_backend(profile, list(students.values()), log)
+    backend = dry_run_backend(profile, list(students.values()), log)
     rows = []
     for g in groups:
         st = students[g.label]

@@ -30,10 +30,13 @@ _after_record: Callable[[dict], None] | None = None
 # --------------------------------------------------------------------------------------------------
 
 
-def _record(ledger: Ledger, item: Item, job: Any, primitive: str, n: int, shots: int) -> None:
-    old = ledger.jobs.get(item.unit.key)
+def record_job(ledger: Ledger, item: Item, job: Any, primitive: str, n: int, shots: int,
+               key: str | None = None) -> None:
+    """Write a submitted job's id to the ledger (under ``key``, default the unit's key) at once."""
+    key = item.unit.key if key is None else key
+    old = ledger.jobs.get(key)
     previous = (old.get("previous", []) + [{k: old.get(k) for k in ("job_id", "status", "error")}]) if old else []
-    ledger.jobs[item.unit.key] = {
+    ledger.jobs[key] = {
         "model": item.unit.model, "kd": item.unit.kd, "seed": item.unit.seed, "primitive": primitive,
         "job_id": job.job_id(), "status": "submitted", "submitted_at": now(), "n_circuits": n,
         "shots": shots, "error": None, "previous": previous}
@@ -55,13 +58,13 @@ def _submit_items(backend: IBMRuntimeBackend, ledger: Ledger, items: Sequence[It
                 item.group.label, backend.transpiled(st, measured=backend.primitive_for(st) == "sampler").stats())
             angles = item_angles(item, data)
             job = backend.submit(st, item.weights, angles, mode)
-            _record(ledger, item, job, backend.primitive_for(st), len(angles), backend.profile.shots)
+            record_job(ledger, item, job, backend.primitive_for(st), len(angles), backend.profile.shots)
             live[item.unit.key] = job
             log(f"submitted {item.unit.key}: job {job.job_id()} ({i}/{len(items)})")
     return live
 
 
-def _wait_store(ledger: Ledger, live: dict[str, Any], log: Callable[[str], None]) -> None:
+def wait_and_store(ledger: Ledger, live: dict[str, Any], log: Callable[[str], None]) -> None:
     """Wait for jobs of this process and store each result (or the failure) as soon as it is known."""
     for i, (key, job) in enumerate(live.items(), 1):
         try:
@@ -69,14 +72,14 @@ def _wait_store(ledger: Ledger, live: dict[str, Any], log: Callable[[str], None]
                 warnings.simplefilter("ignore")
                 result = job.result()
         except Exception as err:  # noqa: BLE001 - a failed job is recorded, never dropped
-            _mark_failed(ledger, key, job, err)
+            mark_failed(ledger, key, job, err)
             log(f"FAILED {key}: job {ledger.jobs[key]['job_id']}: {ledger.jobs[key]['error']} (job {i}/{len(live)})")
             continue
         ledger.store_result(key, result)
         log(f"job {i}/{len(live)} done: {key}")
 
 
-def _mark_failed(ledger: Ledger, key: str, job: Any, err: Exception | None) -> None:
+def mark_failed(ledger: Ledger, key: str, job: Any, err: Exception | None) -> None:
     status = job_status(job) if job is not None else "ERROR"
     rec = ledger.jobs[key]
     rec["status"] = "cancelled" if status == "CANCELLED" else "failed"
@@ -107,7 +110,7 @@ def submit_jobs(run_dir: str | Path, spec: str | Path | Profile, resubmit_failed
     items = [it for it in plan_items(run, cfg, data, groups) if it.unit.key in todo_keys]
     live = _submit_items(backend, ledger, items, data, log)
     if backend.local or wait:
-        _wait_store(ledger, live, log)
+        wait_and_store(ledger, live, log)
     if skipped:
         log(f"{len(skipped)} failed/cancelled/lost job(s) not resubmitted ({', '.join(skipped)}); "
             "use --resubmit-failed")
@@ -120,20 +123,20 @@ def submit_jobs(run_dir: str | Path, spec: str | Path | Profile, resubmit_failed
 # --------------------------------------------------------------------------------------------------
 
 
-def _fetch(backend: IBMRuntimeBackend, ledger: Ledger, key: str, wait: bool, log: Callable[[str], None]) -> None:
+def fetch_job(backend: IBMRuntimeBackend, ledger: Ledger, key: str, wait: bool, log: Callable[[str], None]) -> None:
     """Bring one unfinished real-device job up to date via ``service.job(job_id)``."""
     rec = ledger.jobs[key]
     job = backend.service().job(rec["job_id"])
     status = job_status(job)
     if status in ("ERROR", "CANCELLED"):
-        _mark_failed(ledger, key, job, None)
+        mark_failed(ledger, key, job, None)
         return
     if status != "DONE" and not wait:
         if rec["status"] != status.lower():
             rec["status"] = status.lower()
             ledger.save()
         return
-    _wait_store(ledger, {key: job}, log)
+    wait_and_store(ledger, {key: job}, log)
 
 
 def _rerun_lost(backend: IBMRuntimeBackend, ledger: Ledger, items: Sequence[Item], data: Any,
@@ -144,7 +147,7 @@ def _rerun_lost(backend: IBMRuntimeBackend, ledger: Ledger, items: Sequence[Item
         log(f"{it.unit.key}: local job {ledger.jobs[it.unit.key]['job_id']} died with its process; rerunning")
     ledger.save()
     live = _submit_items(backend, ledger, items, data, log)
-    _wait_store(ledger, live, log)
+    wait_and_store(ledger, live, log)
 
 
 def collect_jobs(run_dir: str | Path, spec: str | Path | Profile | None = None, wait: bool = False,
@@ -169,7 +172,7 @@ def collect_jobs(run_dir: str | Path, spec: str | Path | Profile | None = None, 
         _rerun_lost(backend, ledger, [items[k] for k in unfinished if k in items], data, log)
     else:
         for key in unfinished:
-            _fetch(backend, ledger, key, wait, log)
+            fetch_job(backend, ledger, key, wait, log)
     rows = _metrics(ledger, items, data, backend)
     report = _report(ledger, items)
     return rows, report

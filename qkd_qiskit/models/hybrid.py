@@ -17,18 +17,27 @@ import torch
 from torch import nn
 
 from ..engine import QuantumLayer
+from .embedding_fit import attach_embedding_terms
 from .ensemble import EnsembleMLP
+from .readout_norm import ReadoutNorm
 
 
 class HybridStudent(nn.Module):
-    """Quantum circuit (exact engine) followed by a small classical head, for M models at once."""
+    """Quantum circuit (exact engine) followed by a small classical head, for M models at once.
+
+    ``readout_norm`` (``none``, ``batch``, ``affine``): a :class:`~.readout_norm.ReadoutNorm` between
+    circuit and head. A student with an approximate embedding keeps its Walsh terms in the
+    ``embedding_terms`` buffer (:func:`~.embedding_fit.attach_embedding_terms`)."""
 
     def __init__(self, student, n_classes: int, generators: Sequence[torch.Generator],
-                 dtype: torch.dtype = torch.float32, head_hidden: Sequence[int] = ()):
+                 dtype: torch.dtype = torch.float32, head_hidden: Sequence[int] = (), readout_norm: str = "none"):
         super().__init__()
         self.student = student
         self.quantum = QuantumLayer(student, len(generators), generators=list(generators), dtype=dtype)
+        self.readout_norm = (None if readout_norm == "none"
+                             else ReadoutNorm(readout_norm, student.n_outputs, len(generators), dtype))
         self.head = EnsembleMLP([student.n_outputs, *head_hidden, n_classes], generators, dtype)
+        attach_embedding_terms(self, student, len(generators))
 
     @property
     def encode(self) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -48,6 +57,14 @@ class HybridStudent(nn.Module):
         reduce them first). Backends and hardware jobs turn these into the circuit's input values."""
         return x
 
+    def readout_logits(self, readouts: torch.Tensor, statistics=None) -> torch.Tensor:
+        """Logits ``(M, B, C)`` of circuit read-outs ``(M, B, n_outputs)``: the read-out normalisation
+        (if any; ``statistics`` ``(mean, var)`` replace its own, see :class:`~.readout_norm.ReadoutNorm`),
+        then the head."""
+        if self.readout_norm is not None:
+            readouts = self.readout_norm(readouts, statistics)
+        return self.head(readouts)
+
     def forward(self, x: torch.Tensor | None = None, *, encoded: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(M, B, C)`` of raw features ``x`` ``(M, B, F)`` or of ``encoded`` states."""
-        return self.head(self.quantum(x, encoded=encoded))
+        return self.readout_logits(self.quantum(x, encoded=encoded))

@@ -21,12 +21,14 @@ from torch import nn
 from ..backends import ProfileError
 from ..catalog import ARCHITECTURES, IMAGE_MODELS
 from ..circuits import build_student
+from .embedding_fit import take_embedding
 from .ensemble import EnsembleMLP, count_params
 from .hybrid import HybridStudent
 from .image_student import build_hasan
 from .lenet import build_lenet5
 from .options import take_choice, take_int, take_name, take_sizes
 from .qnn_student import QNNStudent
+from .readout_norm import READOUT_NORMS
 
 __all__ = ["MODELS", "NEEDS_IMAGE_SHAPE", "build_model", "count_params"]
 
@@ -46,23 +48,30 @@ def _quantum_builder(name: str) -> Callable[..., nn.Module]:
         n_qubits = take_int(options, "qubits", max(1, math.ceil(math.log2(n_features))))
         layers = take_int(options, "layers", 5)
         head_hidden = take_sizes(options, "head_hidden", [])
+        readout_norm = take_choice(options, "readout_norm", "none", READOUT_NORMS)
+        embedding = take_embedding(options)  # embedding_cx (+ the hidden train_features / embedding_terms)
         backend = take_name(options, "backend")  # a profile: train through a Qiskit QNN (qkd_qiskit.qnn)
         gradient = take_choice(options, "gradient", "auto", ("auto", "param_shift", "spsa"))
         if options:
             raise ValueError(f"options: unknown option(s) {sorted(options)} for {name} "
-                             "(known: qubits, layers, head_hidden, backend, gradient)")
+                             "(known: qubits, layers, head_hidden, readout_norm, embedding_cx, backend, gradient)")
         if 2 ** n_qubits < n_features:
             raise ValueError(f"options.qubits: {n_qubits} qubits cannot amplitude-embed {n_features} features")
+        terms = embedding.terms(n_qubits, n_features)
         try:
-            student = build_student(name, n_qubits=n_qubits, layers=layers, n_features=n_features)
+            student = build_student(name, n_qubits=n_qubits, layers=layers, n_features=n_features,
+                                    embedding_terms=terms)
         except ValueError as err:  # e.g. q4 on 4 qubits, or too few layers for its mid-circuit measurements
             raise ValueError(f"options: {name} with qubits={n_qubits}, layers={layers}: {err}") from None
         if backend is not None:
+            if readout_norm != "none" or embedding.kept_cx is not None:
+                raise ValueError("options.backend: readout_norm and embedding_cx are for engine training; train "
+                                 "without backend and evaluate on it (qkd evaluate)")
             try:
                 return QNNStudent(student, n_classes, generators, dtype, head_hidden, backend, gradient)
             except ProfileError as err:
                 raise ValueError(f"options.backend: {err}") from None
-        return HybridStudent(student, n_classes, generators, dtype, head_hidden)
+        return HybridStudent(student, n_classes, generators, dtype, head_hidden, readout_norm)
 
     return build
 

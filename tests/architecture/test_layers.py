@@ -16,7 +16,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "qkd_qiskit"
 
 LAYERS = [
-    {"readout", "atomic", "outdir", "strict", "catalog", "progress", "shipped"},  # conventions, file helpers, shipped files
+    {"readout", "atomic", "outdir", "strict", "catalog", "progress", "shipped", "threads", "executors"},  # conventions, file helpers, shipped files, torch threads
     {"config"},
     {"data"},
     {"circuits"},
@@ -28,10 +28,10 @@ LAYERS = [
     {"distill"},
     {"rundir", "summaries"},
     {"trained"},
-    {"experiments", "studies"},
+    {"experiments", "studies", "sweep", "reuse"},
     {"calibrate", "evaluate"},
     {"jobs"},
-    {"report", "circuit_report", "noise_study"},
+    {"report", "circuit_report", "noise_study", "kd_regimes"},
     {"bench", "cli"},
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}

@@ -4,6 +4,7 @@ import csv
 
 import pytest
 
+from qkd_qiskit.backends import Compacted
 from qkd_qiskit.config import parse_config
 from qkd_qiskit.experiments import run_experiment
 from qkd_qiskit.noise_study import noise_study
@@ -18,21 +19,28 @@ RUN = {
 }
 
 
-def test_noise_study_writes_raw_and_calibrated_scores_per_profile_and_shots(tmp_path):
+def test_noise_study_writes_raw_and_calibrated_scores_per_profile_and_shots(tmp_path, monkeypatch):
     run = tmp_path / "run"
     run_experiment(parse_config(RUN), run, progress=False)
     profile = tmp_path / "manila.yaml"
     profile.write_text("kind: aer\ndevice: fake_manila\nshots: 128\nseed: 3\n")
+    simulated = []
+    original = Compacted._simulate
+    monkeypatch.setattr(Compacted, "_simulate", lambda self, *a: simulated.append(1) or original(self, *a))
     table = noise_study(run, [str(profile)], [64, 256], samples=12, val_samples=6, max_samples=8,
-                        progress=False, log=lambda s: None)
-    assert {(r["shots"], r["kd"]) for r in table} == {(64, False), (64, True), (256, False), (256, True)}
+                        mitigations=["none", "mthree"], progress=False, log=lambda s: None)
+    assert {(r["shots"], r["kd"], r["mitigation"]) for r in table} == {
+        (s, kd, m) for s in (64, 256) for kd in (False, True) for m in ("none", "mthree")}
+    # 4 units x (train + validation + test inputs): one density-matrix run each, whatever the number
+    # of shot counts and mitigations (the exact noisy probabilities are memoised)
+    assert len(simulated) == 4 * 3
     assert all(r["f1_calibrated_mean"] is not None and r["seeds"] == 2 for r in table)
     for shots in (64, 256):  # each (profile, shots) has its own calibration and evaluation folders
         assert (run / "calibration" / f"manila-{shots}" / "results.csv").is_file()
         with open(run / "noise" / f"manila-{shots}" / "results.csv") as f:
             assert {r["shots"] for r in csv.DictReader(f)} == {str(shots)}
     assert (run / "noise" / "noise_study.png").read_bytes()[:4] == b"\x89PNG"
-    assert "| manila | 64 | hea |" in (run / "noise" / "noise_study.md").read_text()
+    assert "| manila | 64 | none | hea |" in (run / "noise" / "noise_study.md").read_text()
 
 
 def test_noise_study_rejects_a_non_aer_profile(tmp_path):
