@@ -37,7 +37,8 @@ import numpy as np
 from .atomic import atomic_write_csv, atomic_write_json
 from .backends import Backend, Profile, get_backend, prepare_backend
 from .data import stratified_subset
-from .executors import Executor, Outcome, Task, TasksFailed, check_executor, chunked, make_executor, run_tasks
+from .executors import (Executor, Outcome, Task, TasksFailed, check_executor, chunk_name, chunked, make_executor,
+                         run_tasks)
 from .rundir import RunDir, Unit, finish_manifest, run_manifest, unit_seed
 from .data import Dataset
 from .trained import QuantumGroup, circuit_angles, from_states, group_student, head_logits, load_run, quantum_groups
@@ -173,8 +174,8 @@ def calibrate_run(run_dir: str | Path, backend_spec: str | Path | Profile, sampl
     return rows
 
 
-def _calibrate_chunks(executor: Executor, run: RunDir, cfg: Any, data: Dataset, groups: Sequence[QuantumGroup], dest: RunDir,
-                      backend: Backend, tr: np.ndarray, va: np.ndarray, bar: Any) -> list[Outcome]:
+def _calibrate_chunks(executor: Executor, run: RunDir, cfg: Any, data: Dataset, groups: Sequence[QuantumGroup],
+                      dest: RunDir, backend: Backend, tr: np.ndarray, va: np.ndarray, bar: Any) -> list[Outcome]:
     """Send each group's unfinished units out in chunks; write ``head.json`` then ``result.json`` of
     each unit as its chunk comes back; return the chunks that failed for good."""
     tasks = []
@@ -182,7 +183,7 @@ def _calibrate_chunks(executor: Executor, run: RunDir, cfg: Any, data: Dataset, 
         todo = [u for u in group.units if not dest.is_done(u)]
         if todo:
             states = tuple(run.load_checkpoint(u)["state"] for u in group.units)
-            tasks += [Task(c[0].key if len(c) == 1 else f"{c[0].key} .. {c[-1].key} ({len(c)} units)", calibrate_chunk,
+            tasks += [Task(chunk_name([u.key for u in c]), calibrate_chunk,
                            CalibrationChunk(cfg, data, group, states, tuple(c), backend.profile, tr, va))
                       for c in chunked(todo, executor.chunk_size)]
 

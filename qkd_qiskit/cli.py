@@ -88,12 +88,13 @@ def _set_threads(threads: int) -> None:
 
 def _executor_option() -> object:
     return typer.Option("local", "--executor", help="Where the work runs: local (this process) or ray (a Ray "
-                        "cluster; pip install \"qkd-qiskit[ray]\"). Results are the same (README, 'Ray').")
+                        "cluster; pip install \"qkd-qiskit[ray]\"). Results are the same (README, 'Running on a "
+                        "Ray cluster').")
 
 
 def _address_option() -> object:
-    return typer.Option(None, "--address", help="--executor ray: the cluster's address (default: RAY_ADDRESS, "
-                        "else a local Ray instance on this machine's cores).")
+    return typer.Option(None, "--address", help="--executor ray: the cluster's address, or auto (default: RAY_ADDRESS, "
+                        "else a cluster started here, else a local Ray instance on this machine's cores).")
 
 
 def _chunk_size_option() -> object:
@@ -126,10 +127,15 @@ def run(config: Path = typer.Argument(..., help="Experiment config (YAML), or th
     from .experiments import run_experiment
     from .studies import resolve_config_path
 
+    from .sweep import load_sweep
+
     try:
-        cfg = load_config(resolve_config_path(config))
+        sweep = load_sweep(resolve_config_path(config))  # None: no `sweep:` section
+        cfg = load_config(resolve_config_path(config)) if sweep is None else None
     except ConfigError as err:
         fail(str(err))
+    if sweep is not None:
+        return _run_sweep(sweep, out, progress, executor=executor, address=address, chunk_size=chunk_size)
     try:
         rows = run_experiment(cfg, out, progress=progress, log=typer.echo, executor=executor, address=address,
                               chunk_size=chunk_size)
@@ -155,7 +161,7 @@ def report(run_dir: Path = typer.Argument(..., help="A finished or partial run d
 
 
 @app.command()
-def reproduce(study: str = typer.Argument(..., help="Study to reproduce: piperno2024, hasan2023."),
+def reproduce(study: str = typer.Argument(..., help="Study to reproduce: piperno2024, hasan2023, kd-regimes."),
               out: Path = typer.Option(..., "--out", help="Run directory; an existing one is resumed."),
               quick: bool = typer.Option(False, "--quick", help="3 seeds, few epochs: a smoke run in seconds."),
               dataset: Optional[str] = typer.Option(None, "--dataset", help="hasan2023: digits (default, "
@@ -169,10 +175,13 @@ def reproduce(study: str = typer.Argument(..., help="Study to reproduce: piperno
     _check_executor(executor, address, chunk_size)
     from .experiments import run_experiment
     from .report import write_report
-    from .studies import STUDIES, study_config
+    from .studies import STUDIES, SWEEP_STUDIES, study_config
 
-    if study not in STUDIES:
-        fail(f"STUDY: unknown study {study!r} (known: {', '.join(STUDIES)})")
+    if study not in STUDIES and study not in SWEEP_STUDIES:
+        fail(f"STUDY: unknown study {study!r} (known: {', '.join([*STUDIES, *SWEEP_STUDIES])})")
+    if study in SWEEP_STUDIES:
+        return _reproduce_sweep(study, out, quick, dataset, progress, executor=executor, address=address,
+                                chunk_size=chunk_size)
 
     try:
         rows = run_experiment(study_config(study, quick, dataset), out, progress=progress, log=typer.echo,
@@ -415,11 +424,48 @@ def collect(run_dir: Path = typer.Argument(..., help="A run directory with submi
 @app.command()
 def bench(as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
           quick: bool = typer.Option(False, "--quick", help="Short measurements; scaling up to 10 qubits."),
-          threads: int = typer.Option(1, min=1, help="torch intra-op threads for every path.")) -> None:
-    """Engine speed vs TorchConnector, stock qiskit-machine-learning, Aer and PennyLane (if installed)."""
+          threads: int = typer.Option(1, min=1, help="torch intra-op threads for every path."),
+          peers: bool = typer.Option(True, help="Also time the JAX-compiled peers (PennyLane + JAX, "
+                                     "TensorCircuit-NG) when installed: pip install 'qkd-qiskit[bench]'.")) -> None:
+    """Engine speed vs TorchConnector, stock qiskit-machine-learning, Aer, PennyLane, JAX peers (if installed)."""
     from .bench import run_bench
 
-    run_bench(quick=quick, json=as_json, threads=threads)
+    run_bench(quick=quick, json=as_json, threads=threads, peers=peers)
+
+
+def _reproduce_sweep(study: str, out: Path, quick: bool, dataset: Optional[str], progress: bool,
+                     **run_options) -> None:
+    """``qkd reproduce kd-regimes``: the study's sweep, then its report (kd_regimes.md/.csv/.png)."""
+    from .kd_regimes import write_kd_regimes_report
+    from .studies import study_sweep
+
+    if dataset is not None:
+        fail(f"--dataset: study {study} has one dataset (xor)")
+    try:
+        sweep = study_sweep(study, quick)
+    except ValueError as err:
+        fail(_message(err))
+    _run_sweep(sweep, out, progress, **run_options)
+    try:
+        info = write_kd_regimes_report(out)
+    except (ValueError, OSError) as err:
+        fail(_message(err))
+    typer.echo((out / "kd_regimes.md").read_text())
+    typer.echo(f"wrote {out}/kd_regimes.csv ({len(info['cells'])} cells), kd_regimes.md, kd_regimes.png")
+
+
+def _run_sweep(sweep, out: Path, progress: bool, **run_options) -> list[dict]:  # noqa: ANN001
+    """``qkd run`` of a config with a ``sweep:`` section: every grid point into OUT/points/<point>/."""
+    from .sweep import run_sweep
+
+    try:
+        rows = run_sweep(sweep, out, progress=progress, log=typer.echo, **run_options)
+    except (ValueError, OSError) as err:
+        fail(_message(err))
+    typer.echo(f"{out / 'results.csv'}: {len(rows)} rows from {len(sweep.points)} points "
+               f"(columns point, {', '.join(sweep.grid)}, then those of a run)")
+    typer.echo(f"next: qkd report {out}/points/<point>   (one point's summary, paired KD tests, figure)")
+    return rows
 
 
 def _summary_lines(rows: list[dict]) -> str:

@@ -32,7 +32,7 @@ from .backends import Backend, Profile, prepare_backend
 from .calibrate import CalibratedHead, backend_of, calibrated_logits, keep_backend, load_heads
 from .data import Dataset, stratified_subset
 from .distill import classification_metrics, predict_logits
-from .executors import Executor, Task, TasksFailed, check_executor, chunked, make_executor, run_tasks
+from .executors import Executor, Task, TasksFailed, check_executor, chunk_name, chunked, make_executor, run_tasks
 from .outdir import check_output_dir, lock_output_dir
 from .progress import progress_bar
 from .rundir import UNIT_KEYS, RunDir, Unit, finish_manifest, run_manifest, unit_seed
@@ -233,15 +233,8 @@ def _evaluate_into(dest: RunDir, run: RunDir, cfg: Any, data: Dataset, groups: S
     bar = progress_bar(total=len(pending), desc=f"evaluate on {backend.name}", unit="unit", enabled=progress,
                        leave=False, lines=True)
     info["executor"] = executor.describe()
-    tasks = []
-    for group in groups:
-        todo = [u for u in group.units if not dest.is_done(u)]
-        if todo:
-            info["transpilation"][group.label] = transpilation_stats(backend, group_student(cfg, data, group))
-            states = tuple(run.load_checkpoint(u)["state"] for u in group.units)
-            tasks += [Task(_chunk_name(c), evaluate_chunk, EvalChunk(cfg, data, group, states, tuple(c), backend.profile, idx,
-                                                                     {u.key: heads[u.key] for u in c if u.key in heads}))
-                      for c in chunked(todo, executor.chunk_size)]
+    tasks = _evaluation_tasks(run, cfg, data, groups, dest, backend, idx, heads, executor.chunk_size,
+                              info["transpilation"])
     atomic_write_json(dest.manifest, info)
 
     def save(task: Task, rows: list) -> None:
@@ -261,8 +254,23 @@ def _evaluate_into(dest: RunDir, run: RunDir, cfg: Any, data: Dataset, groups: S
     return rows
 
 
-def _chunk_name(units: Sequence[Unit]) -> str:
-    return units[0].key if len(units) == 1 else f"{units[0].key} .. {units[-1].key} ({len(units)} units)"
+def _evaluation_tasks(run: RunDir, cfg: Any, data: Dataset, groups: Sequence[QuantumGroup], dest: RunDir,
+                      backend: Backend, idx: np.ndarray, heads: dict[str, CalibratedHead], chunk_size: int | None,
+                      transpilation: dict) -> list[Task]:
+    """A task per chunk of each group's unfinished units; each such group's transpilation stats go
+    into ``transpilation``."""
+    tasks = []
+    for group in groups:
+        todo = [u for u in group.units if not dest.is_done(u)]
+        if not todo:
+            continue
+        transpilation[group.label] = transpilation_stats(backend, group_student(cfg, data, group))
+        states = tuple(run.load_checkpoint(u)["state"] for u in group.units)
+        for c in chunked(todo, chunk_size):
+            mine = {u.key: heads[u.key] for u in c if u.key in heads}
+            chunk = EvalChunk(cfg, data, group, states, tuple(c), backend.profile, idx, mine)
+            tasks.append(Task(chunk_name([u.key for u in c]), evaluate_chunk, chunk))
+    return tasks
 
 
 @dataclass(frozen=True)

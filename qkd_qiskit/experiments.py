@@ -2,7 +2,9 @@
 
 The seeds of one model, with KD on and off, train together as one ensemble (see :mod:`qkd_qiskit.distill`);
 each seed's teacher is trained first and its logits on train/val are computed once and reused by
-every student of that seed.
+every student of that seed. Each ensemble (or each fixed chunk of ``chunk_size`` of its units) is one
+:class:`TrainChunk` task of an executor (:mod:`qkd_qiskit.executors`: this process or Ray); this
+process writes every unit as its chunk comes back.
 
 Example:
     >>> rows = run_experiment(load_config("configs/xor_classical.yaml"), "runs/xor")  # doctest: +SKIP
@@ -22,7 +24,7 @@ from .atomic import atomic_write_json
 from .config import ExperimentConfig, TrainConfig
 from .data import Dataset, load_dataset, training_datasets
 from .distill import KDWeights, TrainSettings, classification_metrics, predict_logits, train_ensemble
-from .executors import (Executor, LocalExecutor, Outcome, Task, TasksFailed, check_executor, chunked,
+from .executors import (Executor, LocalExecutor, Outcome, Task, TasksFailed, check_executor, chunk_name, chunked,
                          make_executor, run_tasks)
 from .models import count_params, model_state
 from .outdir import check_output_dir, lock_output_dir
@@ -52,8 +54,7 @@ class TrainChunk:
 
     @property
     def name(self) -> str:
-        return self.units[0].key if len(self.units) == 1 else \
-            f"{self.units[0].key} .. {self.units[-1].key} ({len(self.units)} units)"
+        return chunk_name([u.key for u in self.units])
 
 
 def train_chunk(chunk: TrainChunk) -> list[tuple[Unit, dict, list[dict], dict, dict]]:
@@ -187,7 +188,8 @@ def run_datasets(cfg: ExperimentConfig) -> tuple[Dataset, Dataset]:
 def _check_resumable(cfg: ExperimentConfig, run: RunDir, size: int | None) -> None:
     """One line when ``run`` cannot be resumed with this config or chunk size (checked before any
     executor starts). The chunk size decides which units train in one batch, and a batch of
-    another size can round differently (README, 'Ray'), so a started run keeps its chunk size."""
+    another size can round differently (README, 'Running on a Ray cluster'), so a started run
+    keeps its chunk size."""
     previous = run.read_manifest()
     if previous and "config" not in previous:
         raise ValueError(f"out: {run.root} is not a `qkd run` folder (its manifest.json has no config); "

@@ -5,8 +5,10 @@ training settings; a student without KD on its entry, its training settings and 
 ``kd`` nor the teacher); a student with KD on all of that plus the teacher and ``kd``. Each unit is
 trained with its own initialisation and data-order generators, so which other units share its
 ensemble does not matter (:mod:`qkd_qiskit.distill`). :func:`unit_identity` writes that down; a sweep
-copies a finished unit into every other sub-run with the same identity instead of training it
-again (e.g. KD-off students across ``kd.temperature``, teachers across temperatures and students).
+copies a finished unit into every other sub-run with the same identity (teachers across temperatures
+and students, KD-off students across ``kd.*``). A run skips a chunk whose units are all finished
+(the teachers); a KD-off unit that shares its chunk with unfinished KD-on units is computed again
+with them, and its copied files are kept (a finished unit is never re-written).
 
 Example:
     >>> from qkd_qiskit.config import parse_config

@@ -13,10 +13,15 @@ from typing import Any
 
 from .config import ExperimentConfig, load_config, parse_config
 from .shipped import shipped_dir, shipped_file, shipped_names
+from .sweep import Sweep, expand, load_sweep
 
 STUDIES = {"piperno2024": "piperno2024_xor.yaml", "hasan2023": "hasan2023_digits.yaml"}
 STUDY_DATASETS = {"hasan2023": {d: f"hasan2023_{d}.yaml" for d in ("digits", "mnist", "fashion_mnist", "cifar10")}}
 """Studies shipped for several datasets (``qkd reproduce STUDY --dataset D``); the default is in STUDIES."""
+SWEEP_STUDIES = {"kd-regimes": "kd_regimes.yaml"}
+"""Studies whose config is a sweep (:mod:`qkd_qiskit.sweep`)."""
+QUICK_SWEEP = {"data.n_train": [25, 100], "data.label_noise": [0.0, 0.2], "kd.temperature": [1.0, 4.0]}
+"""The grid of ``qkd reproduce kd-regimes --quick`` (8 points)."""
 
 
 def config_dir() -> Path:
@@ -61,13 +66,32 @@ def study_config(study: str, quick: bool = False, dataset: str | None = None) ->
     return parse_config(raw, f"{study} --quick")
 
 
+def study_sweep(study: str, quick: bool = False) -> Sweep:
+    """The shipped sweep of a study of :data:`SWEEP_STUDIES`; ``quick`` cuts seeds, epochs and the grid.
+
+    Example:
+        >>> sw = study_sweep("kd-regimes", quick=True)
+        >>> len(sw.points), sw.points[0].config.seeds, sw.points[0].config.student_train.max_epochs
+        (8, [0, 1, 2], 8)
+    """
+    path = config_dir() / SWEEP_STUDIES[study]
+    sweep = load_sweep(path)
+    if not quick:
+        return sweep
+    raw = {**sweep.base, "name": sweep.base["name"] + "_quick", "seeds": [0, 1, 2], "sweep": QUICK_SWEEP}
+    raw["teacher"] = {**raw["teacher"], "train": {**raw["teacher"]["train"], "max_epochs": 30, "patience": 10}}
+    raw["student_train"] = {**raw["student_train"], "max_epochs": 8, "patience": 4}
+    return expand(raw, f"{study} --quick")
+
+
 def _study_of(file: str) -> str | None:
     """The ``qkd reproduce`` command that runs a shipped config file, if one does."""
     for study, options in STUDY_DATASETS.items():
         for dataset, name in options.items():
             if name == file:
                 return f"qkd reproduce {study}" + ("" if STUDIES.get(study) == name else f" --dataset {dataset}")
-    return next((f"qkd reproduce {study}" for study, name in STUDIES.items() if name == file), None)
+    return next((f"qkd reproduce {study}" for study, name in {**STUDIES, **SWEEP_STUDIES}.items() if name == file),
+                None)
 
 
 def config_table() -> list[dict[str, Any]]:
@@ -81,12 +105,15 @@ def config_table() -> list[dict[str, Any]]:
     """
     rows = []
     for name in shipped_names("configs"):
-        cfg = load_config(config_dir() / f"{name}.yaml")
+        sweep = load_sweep(config_dir() / f"{name}.yaml")
+        cfgs = [p.config for p in sweep.points] if sweep else [load_config(config_dir() / f"{name}.yaml")]
+        cfg = cfgs[0]
         rows.append({"name": name, "dataset": cfg.data.name, "teacher": cfg.teacher.model,
                      "students": [s.label for s in cfg.students],
                      "student_models": list(dict.fromkeys(s.model for s in cfg.students)),
                      "seeds": len(cfg.seeds),
-                     "units": len(cfg.seeds) * (1 + sum(len(s.kd) for s in cfg.students)),
+                     "units": sum(len(c.seeds) * (1 + sum(len(s.kd) for s in c.students)) for c in cfgs),
+                     "points": len(cfgs) if sweep else None,
                      "run": _study_of(f"{name}.yaml") or f"qkd run {name} --out DIR"})
     return rows
 

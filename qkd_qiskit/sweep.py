@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -116,9 +117,9 @@ def _label(value: Any, index: int) -> str:
         return str(value).lower()
     if isinstance(value, float):
         return f"{value:g}"
-    if isinstance(value, (int, str)):
+    if isinstance(value, int) or (isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_.+-]+", value)):
         return str(value)
-    return f"#{index}"
+    return f"#{index}"  # lists, mappings, strings a folder name cannot hold: the value's index
 
 
 def _grid(section: Any, source: str) -> dict[str, list]:
@@ -136,8 +137,11 @@ def _point(base: dict, grid: dict[str, list], combo: tuple, names: dict[str, str
     values = {p: v for p, (i, v) in zip(grid, combo)}
     name = ",".join(f"{names[p]}={_label(v, i)}" for p, (i, v) in zip(grid, combo))
     raw = copy.deepcopy(base)
-    for p, v in values.items():
-        set_field(raw, p, v)
+    try:
+        for p, v in values.items():
+            set_field(raw, p, v)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
     try:
         cfg = parse_config(raw, "config")
     except ConfigError as err:
@@ -216,11 +220,12 @@ def _manifest(sweep: Sweep, out: Path) -> dict:
 
 
 def run_sweep(sweep: Sweep, out: str | Path, progress: bool = True, log: Callable[[str], None] | None = None,
-              runner: Callable[..., list[dict]] = run_experiment) -> list[dict]:
+              runner: Callable[..., list[dict]] = run_experiment, **run_options: Any) -> list[dict]:
     """Run every point not yet finished in ``out`` (see module doc); return the combined rows.
 
-    ``runner`` runs one point (default :func:`~qkd_qiskit.experiments.run_experiment`); finished
-    units are copied between points with the same :func:`~qkd_qiskit.reuse.unit_identity` first."""
+    ``runner`` runs one point (default :func:`~qkd_qiskit.experiments.run_experiment`, on the
+    executor that ``run_options`` name: ``executor``, ``address``, ``chunk_size``); finished units
+    are copied between points with the same :func:`~qkd_qiskit.reuse.unit_identity` first."""
     out = check_output_dir(out)
     check_points(sweep)
     say = log or (lambda _m: None)
@@ -233,7 +238,7 @@ def run_sweep(sweep: Sweep, out: str | Path, progress: bool = True, log: Callabl
             run, units = training_dir(point_dir(out, p)), plan_units(p.config)
             copied = reuse_units(index, p.config, run, units)
             say(f"point {k}/{len(sweep.points)} {p.name}" + (f" ({copied} units reused)" if copied else ""))
-            runner(p.config, run.root, progress=progress, log=log)
+            runner(p.config, run.root, progress=progress, log=log, **run_options)
             index_units(index, p.config, run, units)
             rows = write_combined(sweep, out)  # after every point: a partial sweep has its table too
         finish_manifest(out / "sweep.json", info)

@@ -24,7 +24,7 @@ import torch
 from .catalog import QUANTUM_STUDENT_MODELS
 from .config import ExperimentConfig, parse_config
 from .data import Dataset, load_dataset
-from .models import NEEDS_IMAGE_SHAPE, build_model, load_model_states, saved_terms
+from .models import NEEDS_IMAGE_SHAPE, NoisyStudent, build_model, load_model_states, saved_terms
 from .rundir import RunDir, RunFileError, Unit, training_dir
 
 QNN_OPTIONS = ("backend", "gradient")
@@ -167,8 +167,11 @@ def _with_saved_terms(run: RunDir, options: dict, unit: Unit) -> dict:
 
 
 def load_group(run: RunDir, cfg: ExperimentConfig, data: Dataset, group: QuantumGroup) -> torch.nn.Module:
-    """The exact-engine ensemble of a group's units, weights from their checkpoints."""
-    return load_trained(run, list(group.units), cfg, data, dict(group.options)).eval()
+    """The exact-engine ensemble of a group's units, weights from their checkpoints (a student trained
+    through noise, option ``noise``, as :meth:`~qkd_qiskit.models.NoisyStudent.exact`: the same circuit,
+    embedding barrier included, so backends transpile what training saw)."""
+    net = load_trained(run, list(group.units), cfg, data, dict(group.options))
+    return (net.exact() if isinstance(net, NoisyStudent) else net).eval()
 
 
 def groups_to_do(run: RunDir, cfg: ExperimentConfig, data: Dataset, groups: Sequence[QuantumGroup],

@@ -2,7 +2,7 @@
 and the compaction of an ISA circuit onto the physical qubits it actually uses.
 
 Example:
-    >>> from qiskit import ClassicalRegister, QuantumCircuit
+    >>> from qiskit import QuantumCircuit
     >>> qc = QuantumCircuit(5, 1)
     >>> _ = qc.h(3); _ = qc.cx(3, 1); _ = qc.measure(1, 0)
     >>> active_qubits(qc)
@@ -132,6 +132,7 @@ def readout_physical(circuit: QuantumCircuit, register: str, bits: Sequence[int]
     circuit: the physical read-out qubit of each read-out bit).
 
     Example:
+        >>> from qiskit import ClassicalRegister
         >>> qc = QuantumCircuit(3)
         >>> meas = ClassicalRegister(2, "meas")
         >>> qc.add_register(meas)

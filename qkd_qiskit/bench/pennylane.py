@@ -86,6 +86,7 @@ def bench_torch_layer(student: Any, quick: bool, device: str, diff_method: str) 
         opt.step()
 
     res = median_ms(step, 10 if quick else 40, warmup=2)
-    res.update(per_sample_ms=res["median_ms"] / BATCH, version=qml.__version__, max_abs_diff_vs_engine=diff,
+    res.update(per_sample_ms=res["median_ms"] / BATCH, per_model_ms=res["median_ms"], models=1,
+               version=qml.__version__, max_abs_diff_vs_engine=diff,
                device=device, diff_method=diff_method)
     return res

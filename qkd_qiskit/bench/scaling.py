@@ -75,8 +75,8 @@ def run300(steps: dict, quick: bool) -> dict:
     12 seeds and for 24 models (12 seeds x KD off/on, as ``qkd run`` batches them), extrapolated to
     300 epochs from ``epochs`` measured ones.
     """
-    from .distill import TrainSettings, train_ensemble
-    from .models import build_model
+    from ..distill import TrainSettings, train_ensemble
+    from ..models import build_model
 
     steps_total = EPOCHS * STEPS_PER_EPOCH
     out = {"steps_per_model": steps_total}

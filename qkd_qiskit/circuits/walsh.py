@@ -85,22 +85,42 @@ def ladder_cx(masks: Sequence[int], k: int) -> int:
     return cost
 
 
-def _affine(expr: Any) -> Any:
-    """A linear parameter expression rebuilt from its coefficients: ``(2a + 0b) / 2 -> a``.
+def _linear_form(value: Any) -> tuple[dict, float]:
+    """``({parameter: coefficient}, offset)`` of a number or a parameter expression affine in its parameters."""
+    if not isinstance(value, ParameterExpression) or not value.parameters:
+        return {}, float(value)
+    params = value.parameters
+    return {p: float(value.gradient(p)) for p in params}, float(value.bind({p: 0.0 for p in params}))
 
-    Qiskit's expressions do not cancel terms, so the Walsh sum of symbolic angles would otherwise
-    carry every parameter with a zero coefficient into the transpiled circuit."""
-    if not isinstance(expr, ParameterExpression):
-        return float(expr)
-    if not expr.parameters:
-        return float(expr)
-    params = sorted(expr.parameters, key=lambda p: p.name)
-    out: Any = float(expr.bind({p: 0.0 for p in params}))
-    for p in params:
-        c = float(expr.gradient(p))
+
+def _expression(coef: dict, offset: float) -> Any:
+    """A clean affine expression (or number) from its coefficients, zero terms dropped."""
+    out: Any = offset
+    for p in sorted(coef, key=lambda q: q.name):
+        c = coef[p]
         if c:
             term = p if c == 1.0 else (-p if c == -1.0 else c * p)
             out = term if isinstance(out, float) and out == 0.0 else out + term
+    return out
+
+
+def _walsh_of_params(params: Sequence[Any], masks: Sequence[int]) -> list[Any]:
+    """``phi_g = 2^-k sum_c S[c, g] theta_c`` for the ``masks``, computed on the coefficients of the
+    (affine) params: Qiskit's expressions do not cancel terms, and summing them symbolically would
+    grow a ``4^k``-node expression and carry every parameter, with a zero coefficient, into the
+    transpiled circuit."""
+    forms = [_linear_form(t) for t in params]
+    size = len(params)
+    signs = _signs(size.bit_length() - 1)
+    out = []
+    for g in masks:
+        coef: dict = {}
+        offset = 0.0
+        for c, (cf, off) in enumerate(forms):
+            offset += signs[c, g] * off
+            for p, v in cf.items():
+                coef[p] = coef.get(p, 0.0) + signs[c, g] * v
+        out.append(_expression({p: v / size for p, v in coef.items()}, offset / size))
     return out
 
 
@@ -134,12 +154,7 @@ class TruncatedMuxRYGate(MuxRYGate):
 
     def coefficients(self) -> list[Any]:
         """The kept Walsh coefficients ``phi_g`` (in ``masks`` order), computed from the params."""
-        signs, size = _signs(self.num_controls), 2**self.num_controls
-        out = []
-        for g in self.masks:
-            terms = [t if signs[c, g] > 0 else -t for c, t in enumerate(self.params)]
-            out.append(_affine(sum(terms[1:], terms[0]) / size))
-        return out
+        return _walsh_of_params(self.params, self.masks)
 
     def _define(self) -> None:
         k = self.num_controls

@@ -26,8 +26,11 @@ The compiled program, in order:
 * **readout**: ``|amp|^2`` times a constant sign (``"z"``) or marginalisation (``"probs"``) matrix
   (:func:`qkd_qiskit.readout.readout_table`).
 
-A hand-written backward for the stage chain and ``torch.compile`` were both tried and measured
-slower than plain autograd over these few fused ops, so neither is used.
+Per-qubit matrices are Kronecker-multiplied into each half register by one gather + product
+(:func:`~.kron.kron_gather`, ~1.1x on the 6-qubit training step). A hand-written backward for the
+stage chain (one autograd node for all stages), ``torch.compile`` (inductor generates no code for
+complex tensors: 3x slower) and fused Adam were measured too; ``docs/engine_speed.md`` has the
+numbers and why the step at 6 qubits stays ~30x above its arithmetic floor in eager torch.
 
 Mid-circuit measurements are handled exactly by deferred measurement: a measured qubit must never
 be acted on again (checked at compile time), so its outcome equals its final computational-basis

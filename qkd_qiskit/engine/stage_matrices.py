@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import torch
 
 from .angle_maps import apply_map
-from .kron import kron_chain, kron_factors, unbind
+from .kron import kron_factors, kron_full, unbind
 from .stage_group import StageGroup
 
 __all__ = ["group_matrices", "group_phase"]
@@ -45,7 +45,7 @@ def group_matrices(t: SimpleNamespace, gt: SimpleNamespace | None, angles: torch
     phase = group_phase(t, gt, angles, weights, per_sample, lead)
     out = SimpleNamespace(lo=None, hi=None, phase=phase, folded=False)
     out.lo = kron_factors(u, 0, h) if h else None
-    out.hi = kron_factors(u, h, n) if h else kron_chain(u, h, n)
+    out.hi = kron_factors(u, h, n) if h else kron_full(u, h, n)
     if h == 0 and not per_sample:  # dense: fold phases and permutations into the matrix
         if phase is not None:
             out.hi = phase.unsqueeze(-1) * out.hi

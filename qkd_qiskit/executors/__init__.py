@@ -14,14 +14,14 @@ Example:
 
 from __future__ import annotations
 
-from .base import Executor, Outcome, Task, TasksFailed, chunked, one_line, run_tasks
+from .base import Executor, Outcome, Task, TasksFailed, chunk_name, chunked, one_line, run_tasks
 from .local import LocalExecutor
 from .ray import NEEDS_RAY, RayExecutor, import_ray
 
 EXECUTORS = ("local", "ray")
 
 __all__ = ["EXECUTORS", "NEEDS_RAY", "Executor", "LocalExecutor", "Outcome", "RayExecutor", "Task", "TasksFailed",
-           "check_executor", "chunked", "make_executor", "one_line", "run_tasks"]
+           "check_executor", "chunk_name", "chunked", "make_executor", "one_line", "run_tasks"]
 
 
 def check_executor(name: str, address: str | None = None, chunk_size: int | None = None) -> None:

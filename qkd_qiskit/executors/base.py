@@ -70,6 +70,16 @@ def chunked(items: Sequence[T], size: int | None) -> list[list[T]]:
     return [list(items[i:i + step]) for i in range(0, len(items), step)]
 
 
+def chunk_name(keys: Sequence[str]) -> str:
+    """A chunk's name in messages: its unit, or its first and last units and their number.
+
+    Example:
+        >>> chunk_name(["q2-kd-seed0"]), chunk_name(["q2-kd-seed0", "q2-kd-seed1", "q2-kd-seed2"])
+        ('q2-kd-seed0', 'q2-kd-seed0 .. q2-kd-seed2 (3 units)')
+    """
+    return keys[0] if len(keys) == 1 else f"{keys[0]} .. {keys[-1]} ({len(keys)} units)"
+
+
 def one_line(err: BaseException) -> str:
     """``Type: first line of the message`` of an exception."""
     text = (str(err).strip().splitlines() or [""])[0]

@@ -42,8 +42,10 @@ class RayExecutor:
     """Sends tasks to Ray and yields outcomes in the order they finish.
 
     ``address``: a running cluster (``ray start --head`` prints it; ``auto`` finds the local one);
-    ``None``: reuse a Ray already initialised in this process, else start a local instance with
-    ``num_cpus`` CPUs (default: all). Only an instance started here is shut down by :meth:`close`."""
+    ``None``: reuse a Ray already initialised in this process, else Ray's own search
+    (``RAY_ADDRESS``, the latest cluster started on this machine), else a local instance with
+    ``num_cpus`` CPUs (default: all). :meth:`close` disconnects only what it connected here
+    (a local instance it started stops; a cluster keeps running)."""
 
     name = "ray"
 

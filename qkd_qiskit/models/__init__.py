@@ -5,6 +5,7 @@
 * :mod:`.readout_norm` - read-out normalisation between circuit and head (option ``readout_norm``);
 * :mod:`.embedding_fit` - the approximate amplitude embedding fitted on the training split (``embedding_cx``);
 * :mod:`.qnn_student` - the same student over any backend through Qiskit QNNs;
+* :mod:`.noisy_student` - the engine student trained through a device's noise (option ``noise``);
 * :mod:`.lenet`, :mod:`.reductions`, :mod:`.image_student` - the Hasan & Mahdy image models;
 * :mod:`.registry` - model name -> builder (names listed in :mod:`qkd_qiskit.catalog`).
 """
@@ -19,12 +20,14 @@ from .ensemble import EnsembleLinear, EnsembleMLP, count_params, load_model_stat
 from .hybrid import HybridStudent
 from .image_student import ImageStudent, build_hasan
 from .lenet import EnsembleLeNet5, build_lenet5
+from .noisy_student import NoisyStudent
 from .qnn_student import QNNStudent
 from .readout_norm import READOUT_NORMS, ReadoutNorm, readout_statistics
 from .reductions import REDUCTIONS, Reduction
 from .registry import MODELS, NEEDS_IMAGE_SHAPE, build_model
 
 __all__ = ["EnsembleLeNet5", "EnsembleLinear", "EnsembleMLP", "HybridStudent", "IMAGE_MODEL_NAMES", "ImageStudent",
-           "MODELS", "NEEDS_IMAGE_SHAPE", "QNNStudent", "QUANTUM_MODELS", "QUANTUM_STUDENT_MODELS", "READOUT_NORMS",
+           "MODELS", "NEEDS_IMAGE_SHAPE", "NoisyStudent", "QNNStudent", "QUANTUM_MODELS", "QUANTUM_STUDENT_MODELS",
+           "READOUT_NORMS",
            "REDUCTIONS", "ReadoutNorm", "Reduction", "build_hasan", "build_lenet5", "build_model", "count_params",
            "load_model_states", "model_state", "n_models", "readout_statistics", "saved_terms"]

@@ -87,7 +87,7 @@ def attach_embedding_terms(module: Any, student: Any, n_models: int) -> None:
 
     mask = torch.zeros(n_models, 2**student.n_qubits - 1, dtype=torch.bool)
     mask[:, list(student.embedding_terms)] = True
-    module.register_buffer("embedding_terms", mask)
+    module.register_buffer("embedding_terms", mask.clone())  # loading copies into the buffer, not into mask
 
     def check(mod: Any, _incompatible: Any) -> None:
         if not bool((mod.embedding_terms == mask.to(mod.embedding_terms.device)).all()):

@@ -104,6 +104,33 @@ def _group(channels: Sequence[Channel], n_qubits: int) -> list[list[_Unit]]:
     return blocks
 
 
+def _stack(channels: Sequence[Channel], which: dict[int, int], size: int, swap: set[int]) -> np.ndarray:
+    """``(n + 1, 3, size, size)``: ``B, C, S`` of channels ``which`` (channel -> row), two-qubit ones in
+    ``swap`` with their qubits exchanged, and a trailing identity."""
+    mats = np.zeros((len(which) + 1, 3, size, size))
+    for i, j in which.items():
+        ch = channels[i]
+        for t, m in enumerate((ch.b, ch.c, ch.s)):
+            mats[j, t] = _SWAP16 @ m @ _SWAP16 if i in swap else m
+    mats[-1, 0] = np.eye(size)
+    return mats
+
+
+def _angle_rows(which: dict[int, int], angle_row: dict[int, int]) -> np.ndarray:
+    """The angle row of each channel of ``which`` in row order (``-1``: fixed), plus one for the identity."""
+    return np.array([angle_row.get(i, -1) for i in sorted(which, key=which.get)] + [-1], dtype=np.int64)
+
+
+def _chains(blocks: list[list[_Unit]], n_units: int) -> np.ndarray:
+    """The unit indices of each block, padded with ``n_units`` (identity)."""
+    chains = np.full((len(blocks), max((len(b) for b in blocks), default=0)), n_units, dtype=np.int64)
+    start = 0
+    for j, b in enumerate(blocks):
+        chains[j, :len(b)] = range(start, start + len(b))
+        start += len(b)
+    return chains
+
+
 def fuse_blocks(channels: Sequence[Channel], n_qubits: int) -> BlockTables:
     """Group ``channels`` (circuit order) into blocks and build their :class:`BlockTables`."""
     if n_qubits < 2:
@@ -113,18 +140,6 @@ def fuse_blocks(channels: Sequence[Channel], n_qubits: int) -> BlockTables:
     angled = [i for i, ch in enumerate(channels) if ch.coef is not None]
     angle_row = {i: a for a, i in enumerate(angled)}
     n_w = len(channels[angled[0]].coef) if angled else 0
-    coef = np.array([channels[i].coef for i in angled]).reshape(len(angled), n_w)
-    offset = np.array([channels[i].offset for i in angled])
-
-    def stack(which: dict[int, int], size: int, swap: set[int]) -> np.ndarray:
-        mats = np.zeros((len(which) + 1, 3, size, size))
-        for i, j in which.items():
-            ch = channels[i]
-            for t, m in enumerate((ch.b, ch.c, ch.s)):
-                mats[j, t] = _SWAP16 @ m @ _SWAP16 if i in swap else m
-        mats[-1, 0] = np.eye(size)
-        return mats
-
     blocks = _group(channels, n_qubits)
     units = [u for b in blocks for u in b]
     swapped = {u.mid for u in units if u.mid is not None and channels[u.mid].qubits[0] > channels[u.mid].qubits[1]}
@@ -136,16 +151,11 @@ def fuse_blocks(channels: Sequence[Channel], n_qubits: int) -> BlockTables:
 
     pre = np.array([[segment(u.pre.get(q, [])) for q in u.pair] for u in units], dtype=np.int64).reshape(-1, 2)
     post = np.array([[segment(u.post.get(q, [])) for q in u.pair] for u in units], dtype=np.int64).reshape(-1, 2)
-    length = max((len(b) for b in blocks), default=0)
-    chains, start = np.full((len(blocks), length), len(units), dtype=np.int64), 0
-    for j, b in enumerate(blocks):
-        chains[j, :len(b)] = range(start, start + len(b))
-        start += len(b)
-    angle = lambda which: np.array([angle_row.get(i, -1) for i in sorted(which, key=which.get)] + [-1], dtype=np.int64)
     return BlockTables(
-        one=stack(one_idx, 4, set()), one_angle=angle(one_idx),
-        two=stack(two_idx, 16, swapped), two_angle=angle(two_idx),
-        coef=coef, offset=offset, segments=segments,
+        one=_stack(channels, one_idx, 4, set()), one_angle=_angle_rows(one_idx, angle_row),
+        two=_stack(channels, two_idx, 16, swapped), two_angle=_angle_rows(two_idx, angle_row),
+        coef=np.array([channels[i].coef for i in angled]).reshape(len(angled), n_w),
+        offset=np.array([channels[i].offset for i in angled]), segments=segments,
         pairs=np.array([b[0].pair for b in blocks], dtype=np.int64).reshape(-1, 2), pre=pre, post=post,
         mid=np.array([len(two_idx) if u.mid is None else two_idx[u.mid] for u in units], dtype=np.int64),
-        chains=chains)
+        chains=_chains(blocks, len(units)))

@@ -22,10 +22,11 @@ Example:
     >>> from .channels import ErrorTable, circuit_channels
     >>> w = Parameter("w"); qc = QuantumCircuit(2); _ = qc.sx(0); _ = qc.rz(w, 0); _ = qc.cz(0, 1)
     >>> prog = BlockProgram(fuse_blocks(circuit_channels(qc, [w], ErrorTable(NoiseModel())), 2), 2,
-    ...                          [[0]], torch.float64)
-    >>> start = torch.zeros(1, 1, 16, dtype=torch.float64); start[..., 0] = 1; start[..., 3] = 1  # |00>
-    >>> prog(start, torch.tensor([[0.0]], dtype=torch.float64)).flatten().tolist()   # <Z_0> after sx: 0
-    [0.0]
+    ...                     [[0], [1]], torch.float64)                       # read <Z_0>, <Z_1>
+    >>> start = torch.zeros(1, 1, 16, dtype=torch.float64)
+    >>> start[..., [0, 3, 12, 15]] = 1                                        # |00>: I, Z_0, Z_1, Z_0 Z_1
+    >>> prog(start, torch.tensor([[0.0]], dtype=torch.float64)).flatten().tolist()  # sx turned qubit 0
+    [0.0, 1.0]
 """
 
 from __future__ import annotations
@@ -112,9 +113,10 @@ class BlockProgram:
         canonical = [k - 1 - j for j in range(k)]
         return t.permute(0, k + 1, *[1 + qubits.index(q) for q in canonical]).reshape(m, n_vec, 4**k)
 
-    def propagate(self, weights: torch.Tensor) -> torch.Tensor:
-        """The observables pulled back through the part (Heisenberg, ``o' = R^T o``): ``(M, K, 4^k)``."""
-        o = self.observables.unsqueeze(0).expand(weights.shape[0], -1, -1)
+    def propagate(self, weights: torch.Tensor, observables: torch.Tensor | None = None) -> torch.Tensor:
+        """The observables pulled back through the part (Heisenberg, ``o' = R^T o``): ``(M, K, 4^k)``;
+        ``observables (M, K', 4^k)`` replace the program's own (any real combinations of Paulis)."""
+        o = self.observables.unsqueeze(0).expand(weights.shape[0], -1, -1) if observables is None else observables
         return self._sweep(o, self.blocks(weights), range(len(self.pairs) - 1, -1, -1), transpose=True)
 
     def evolve(self, states: torch.Tensor, params: torch.Tensor) -> torch.Tensor:

@@ -8,10 +8,11 @@ weight part in torch per step (:mod:`.program`), the read-out errors are an affi
 (:mod:`.assignment`).
 
 Example:
-    >>> from qkd_qiskit.backends import get_backend
+    >>> from qkd_qiskit.backends import AerProfile, get_backend
     >>> from qkd_qiskit.circuits import build_student
     >>> st = barrier_student(build_student("hea", n_qubits=2, layers=1, n_features=4))
-    >>> sim = NoisySimulator(st, get_backend("aer-fake-kingston"), torch.float64)
+    >>> manila = get_backend(AerProfile(kind="aer", device="fake_manila", name="manila"))
+    >>> sim = NoisySimulator(st, manila, torch.float64)
     >>> states = sim.states(st.input_angles(np.array([[1.0, 0.0, 0.0, 0.0]])))
     >>> out = sim.readouts(torch.as_tensor(states)[None], torch.zeros(1, 8, dtype=torch.float64))
     >>> out.shape, bool((out.abs() < 1).all())      # <Z> of |00>, shrunk by noise and read-out errors
@@ -52,9 +53,9 @@ class NoisySimulator:
         self.physical = cmp.physical
         self.input_part, self.weight_part = split_circuit(cmp.unitary, student.input_params, student.weight_params)
         self.n_qubits = cmp.unitary.num_qubits
-        errors = ErrorTable(cmp.noise_model)
-        self.embedding = Embedding(self.input_part, errors, student.input_params)
-        channels = circuit_channels(self.weight_part, student.weight_params, errors)
+        self.errors = ErrorTable(cmp.noise_model)
+        self.embedding = Embedding(self.input_part, self.errors, student.input_params)
+        channels = circuit_channels(self.weight_part, student.weight_params, self.errors)
         positions = cmp.readout_positions(student)
         self.readout = ReadoutMap.build(student.readout, positions,
                                         [readout_matrix(cmp.noise_model, q) for q in positions])
@@ -71,3 +72,12 @@ class NoisySimulator:
     def readouts(self, states: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Noisy student outputs ``(M, B, n_outputs)`` (no shot noise) of states ``(M, B, 4^k)``."""
         return self.program(states, weights) @ self.matrix.T + self.bias
+
+    def linear(self, states: torch.Tensor, weights: torch.Tensor, w_out: torch.Tensor, b_out: torch.Tensor
+               ) -> torch.Tensor:
+        """``readouts @ w_out + b_out`` (a linear head: ``w_out (M, n_outputs, C)``, ``b_out (M, C)``),
+        with the head folded into the observables: ``C`` class observables are propagated instead of
+        ``K`` read-out ones (3 instead of 6 for hea, 31 for q5), since expectation values are linear."""
+        g = self.matrix.T @ w_out  # (M, K, C)
+        o = self.program.propagate(weights, g.transpose(1, 2) @ self.program.observables)
+        return states @ o.transpose(1, 2) + (self.bias @ w_out + b_out).unsqueeze(1)

@@ -23,7 +23,7 @@ LAYERS = [
     {"engine"},
     {"primitives"},
     {"backends"},
-    {"qnn"},
+    {"qnn", "noisy"},
     {"models"},
     {"distill"},
     {"rundir", "summaries"},

@@ -21,6 +21,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'qkd-
 
 import torch  # noqa: E402
 
+from qkd_qiskit.backends import parse_profile  # noqa: E402
 from qkd_qiskit.calibrate import calibrate_run  # noqa: E402
 from qkd_qiskit.config import parse_config  # noqa: E402
 from qkd_qiskit.evaluate import evaluate_run  # noqa: E402
@@ -42,7 +43,7 @@ CHUNK = 3  # splits each student's 4 units (kd x seeds) into chunks of 3 and 1
 @pytest.fixture(scope="module")
 def cluster():
     """A local Ray instance for this module only; tasks of this test module travel by value."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
@@ -111,21 +112,21 @@ def test_training_on_ray_is_bitwise_the_local_run_even_with_a_killed_worker(clus
 
 def test_evaluation_and_calibration_on_ray_match_local(cluster, local_run, tmp_path):
     ex = RayExecutor(chunk_size=1)
-    here = evaluate_run(local_run, "aer-fake-kingston", tmp_path / "eval-local", progress=False, max_samples=6)
-    there = evaluate_run(local_run, "aer-fake-kingston", tmp_path / "eval-ray", progress=False, max_samples=6,
-                         executor=ex)
+    noisy = parse_profile({"kind": "aer", "device": "fake_manila", "shots": 256, "seed": 5})  # 5 qubits: cheap
+    here = evaluate_run(local_run, noisy, tmp_path / "eval-local", progress=False, max_samples=6)
+    there = evaluate_run(local_run, noisy, tmp_path / "eval-ray", progress=False, max_samples=6, executor=ex)
     assert len(here) == 4 and unit_files(tmp_path / "eval-ray") == unit_files(tmp_path / "eval-local")
     assert [r["f1_macro_backend"] for r in there] == [r["f1_macro_backend"] for r in here]
     manifest = json.loads((tmp_path / "eval-ray" / "manifest.json").read_text())
     assert manifest["executor"]["executor"] == "ray" and manifest["sampling_seeds"] == json.loads(
         (tmp_path / "eval-local" / "manifest.json").read_text())["sampling_seeds"]
     calibrated = calibrate_run(local_run, "statevector", samples=12, val_samples=6, progress=False, executor=ex)
-    heads = {p.parent.name: p.read_bytes() for p in (local_run / "calibration" / "statevector").glob("units/*/head.json")}
-    for p in (local_run / "calibration" / "statevector" / "units").iterdir():
+    folder = local_run / "calibration" / "statevector" / "units"
+    heads = {p.parent.name: p.read_bytes() for p in folder.glob("*/head.json")}
+    for p in folder.iterdir():
         p.joinpath("result.json").unlink()  # calibrate again, locally this time
     local = calibrate_run(local_run, "statevector", samples=12, val_samples=6, progress=False)
-    assert len(calibrated) == 4 and heads == {
-        p.parent.name: p.read_bytes() for p in (local_run / "calibration" / "statevector").glob("units/*/head.json")}
+    assert len(calibrated) == 4 and heads == {p.parent.name: p.read_bytes() for p in folder.glob("*/head.json")}
     drop = lambda rows: [{k: v for k, v in r.items() if k != "calibrate_seconds"} for r in rows]  # noqa: E731
     assert drop(calibrated) == drop(local)
 
