@@ -41,23 +41,40 @@ from .threads import thread_info
 from .trained import QuantumGroup, circuit_angles, from_states, group_student, head_logits, load_run, quantum_groups
 
 EVAL_COLUMNS = ["model", "kd", "seed", "backend", "f1_macro_exact", "f1_macro_backend", "f1_macro_calibrated",
+                "f1_macro_renormalised",
                 "f1_macro_delta", "accuracy_exact", "accuracy_backend", "accuracy_calibrated", "f1_weighted_exact", "f1_weighted_backend",
                 "prediction_agreement", "readout_mean_abs_error", "n_test", "shots", "sampling_seed",
                 "eval_seconds"]
 SUMMARY_COLUMNS = ["model", "kd", "seeds", "f1_exact_mean", "f1_exact_std", "f1_backend_mean", "f1_backend_std",
                    "f1_calibrated_mean", "f1_calibrated_std", "f1_delta_mean", "accuracy_exact_mean",
                    "accuracy_backend_mean", "accuracy_calibrated_mean"]
+def renormalised_logits(net: torch.nn.Module, m: int, head: CalibratedHead | None,
+                        readouts: np.ndarray) -> np.ndarray | None:
+    """Logits of a student with a read-out normalisation (option ``readout_norm``) whose statistics
+    are those of the backend's read-outs of the calibration's training samples (the calibrated
+    head's scaler) instead of the trained ones: QuantumNAT's post-measurement normalisation, the
+    trained head unchanged. None for other students or uncalibrated units."""
+    if head is None or getattr(net, "readout_norm", None) is None:
+        return None
+    stats = (torch.as_tensor(head.mean, dtype=torch.float64), torch.as_tensor(head.scale, dtype=torch.float64) ** 2)
+    return head_logits(net, m, readouts, stats)
+
+
 def unit_row(unit: Unit, backend: Backend, y: np.ndarray, n_classes: int, exact_logits: np.ndarray,
              backend_logits: np.ndarray, exact_out: np.ndarray, backend_out: np.ndarray, seconds: float,
-             seed: int | None, calibrated_logits: np.ndarray | None = None) -> dict:
+             seed: int | None, calibrated_logits: np.ndarray | None = None,
+             renormalised_logits: np.ndarray | None = None) -> dict:
     """Exact, backend (trained head on noisy read-outs) and, when the unit was calibrated on this
-    backend, calibrated (the refitted head on the same noisy read-outs) metrics side by side."""
+    backend, calibrated (the refitted head on the same noisy read-outs) metrics side by side; for
+    read-out-normalised students also ``f1_macro_renormalised`` (:func:`renormalised_logits`)."""
     pe, pb = exact_logits.argmax(-1), backend_logits.argmax(-1)
     me, mb = classification_metrics(y, pe, n_classes), classification_metrics(y, pb, n_classes)
     mc = None if calibrated_logits is None else classification_metrics(y, calibrated_logits.argmax(-1), n_classes)
+    mr = None if renormalised_logits is None else classification_metrics(y, renormalised_logits.argmax(-1), n_classes)
     return {"model": unit.model, "role": unit.role, "kd": unit.kd, "seed": unit.seed, "backend": backend.name,
             "f1_macro_exact": me["f1_macro"], "f1_macro_backend": mb["f1_macro"],
             "f1_macro_calibrated": None if mc is None else mc["f1_macro"],
+            "f1_macro_renormalised": None if mr is None else mr["f1_macro"],
             "f1_macro_delta": mb["f1_macro"] - me["f1_macro"],
             "accuracy_exact": me["accuracy"], "accuracy_backend": mb["accuracy"],
             "accuracy_calibrated": None if mc is None else mc["accuracy"],
@@ -329,6 +346,7 @@ def _evaluate_group(net: torch.nn.Module, group: QuantumGroup, todo: Sequence[Un
         out = backend.readouts(net.quantum.student, ref[m].detach().double().numpy(), angles[m], seed=seed)
         logits = head_logits(net, m, out)
         row = unit_row(unit, backend, y, data.n_classes, exact_logits[m], logits, exact_out[m], out,
-                       time.perf_counter() - t0, seed, calibrated_logits(heads, unit, out))
+                       time.perf_counter() - t0, seed, calibrated_logits(heads, unit, out),
+                       renormalised_logits(net, m, heads.get(unit.key), out))
         rows.append((unit, row))
     return rows

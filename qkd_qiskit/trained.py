@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -172,15 +172,6 @@ def load_group(run: RunDir, cfg: ExperimentConfig, data: Dataset, group: Quantum
     embedding barrier included, so backends transpile what training saw)."""
     net = load_trained(run, list(group.units), cfg, data, dict(group.options))
     return (net.exact() if isinstance(net, NoisyStudent) else net).eval()
-
-
-def groups_to_do(run: RunDir, cfg: ExperimentConfig, data: Dataset, groups: Sequence[QuantumGroup],
-                 done: Callable[[Unit], bool]) -> Iterator[tuple[QuantumGroup, torch.nn.Module, list[Unit]]]:
-    """Each group that still has units not ``done``: the group, its ensemble (loaded once) and those units."""
-    for group in groups:
-        todo = [u for u in group.units if not done(u)]
-        if todo:
-            yield group, load_group(run, cfg, data, group), todo
 
 
 def group_student(cfg: ExperimentConfig, data: Dataset, group: QuantumGroup) -> Any:

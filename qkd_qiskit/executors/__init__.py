@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .base import Executor, Outcome, Task, TasksFailed, chunk_name, chunked, one_line, run_tasks
 from .local import LocalExecutor
-from .ray import NEEDS_RAY, RayExecutor, import_ray
+from .ray import NEEDS_RAY, RayExecutor, check_address, import_ray
 
 EXECUTORS = ("local", "ray")
 
@@ -42,6 +42,7 @@ def check_executor(name: str, address: str | None = None, chunk_size: int | None
         raise ValueError("--address: only used with --executor ray")
     if name == "ray":
         import_ray()
+        check_address(address)
 
 
 def make_executor(name: str = "local", address: str | None = None, chunk_size: int | None = None) -> Executor:

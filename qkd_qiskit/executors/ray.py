@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any, Callable, Iterator, Sequence
 
 from .base import Outcome, Task, one_line
@@ -31,6 +32,28 @@ def import_ray() -> Any:
     except ImportError:
         raise ValueError(NEEDS_RAY) from None
     return ray
+
+
+def check_address(address: str | None, timeout: float = 3.0) -> None:
+    """A ValueError naming ``--address`` unless it is ``None``, ``auto``, ``local`` or a ``HOST:PORT``
+    (optionally ``ray://HOST:PORT``) that accepts a TCP connection within ``timeout`` seconds: Ray
+    itself waits minutes for an address where nothing answers.
+
+    Example:
+        >>> check_address("head-node")
+        Traceback (most recent call last):
+        ...
+        ValueError: --address: expected HOST:PORT (or auto), got 'head-node'
+    """
+    if address in (None, "auto", "local"):
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--address: expected HOST:PORT (or auto), got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise ValueError(f"--address: no Ray cluster answers at {address} ({err.strerror or err})") from None
 
 
 def _call(fn: Callable[[Any], Any], payload: Any) -> Any:

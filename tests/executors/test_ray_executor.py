@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +130,15 @@ def test_evaluation_and_calibration_on_ray_match_local(cluster, local_run, tmp_p
     assert len(calibrated) == 4 and heads == {p.parent.name: p.read_bytes() for p in folder.glob("*/head.json")}
     drop = lambda rows: [{k: v for k, v in r.items() if k != "calibrate_seconds"} for r in rows]  # noqa: E731
     assert drop(calibrated) == drop(local)
+
+
+def test_an_address_where_no_cluster_answers_is_one_line_at_once(tmp_path):
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ValueError, match=rf"^--address: no Ray cluster answers at 127.0.0.1:{port} \("):
+        run_experiment(parse_config(CONFIG), tmp_path / "out", executor="ray", address=f"127.0.0.1:{port}")
+    assert not (tmp_path / "out").exists()
 
 
 def explode(payload):

@@ -5,9 +5,9 @@ import csv
 import json
 import subprocess
 
-from qkd_qiskit.trained import load_group, load_run, quantum_groups
-
 from conftest import HANG_GUARD_S, qkd_cmd, train_run
+
+from qkd_qiskit.trained import load_group, load_run, quantum_groups
 
 
 def test_noise_trained_run_evaluates_on_the_circuit_it_trained_on(tmp_path_factory):

@@ -10,7 +10,12 @@ import pytest
 import torch
 from qiskit.quantum_info import DensityMatrix, Pauli
 from qiskit_aer import AerSimulator
-from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error, thermal_relaxation_error
+from qiskit_aer.noise import (
+    NoiseModel,
+    ReadoutError,
+    depolarizing_error,
+    thermal_relaxation_error,
+)
 
 from qkd_qiskit.backends import get_backend, probs_to_readouts, save_noise_model
 from qkd_qiskit.circuits import build_student
@@ -97,7 +102,7 @@ def test_student_logits_are_the_head_of_aer_readouts(manila):
 
 
 def test_gradient_matches_finite_differences(manila):
-    st, sim, angles, w = _case(manila, "q2", 4, 2, seed=5, n=2)
+    _, sim, angles, w = _case(manila, "q2", 4, 2, seed=5, n=2)
     states = torch.as_tensor(sim.states(angles))[None]
     f = lambda weights: sim.readouts(states, weights)
     assert torch.autograd.gradcheck(f, (torch.as_tensor(w)[None].requires_grad_(True),), eps=1e-6, atol=1e-7)

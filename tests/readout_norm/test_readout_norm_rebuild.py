@@ -91,3 +91,41 @@ def test_a_checkpoint_of_other_terms_does_not_load(robust_run):
     other = dataclasses.replace(group, options={**group.options, "embedding_terms": [0, 1, 3, 5]})
     with pytest.raises(RunFileError, match="embedding_terms"):
         load_group(run, cfg, data, other)
+
+
+def test_evaluate_reports_the_backend_renormalised_score(robust_run, tmp_path):
+    """`qkd calibrate` then `qkd evaluate`: normalised students get ``f1_macro_renormalised`` (the
+    trained head on noisy read-outs standardised with the calibration's training statistics), and
+    it equals the score of those logits recomputed from the stored head and the same read-outs."""
+    import csv
+    import shutil
+
+    from qkd_qiskit.calibrate import calibrate_run, load_heads
+    from qkd_qiskit.evaluate import evaluate_run
+    from qkd_qiskit.backends import get_backend
+    from qkd_qiskit.data import stratified_subset
+    from qkd_qiskit.rundir import unit_seed
+
+    run = shutil.copytree(robust_run, tmp_path / "run")
+    profile = tmp_path / "manila.yaml"
+    profile.write_text("kind: aer\ndevice: fake_manila\nshots: 256\nseed: 3\n")
+    calibrate_run(run, profile, samples=12, val_samples=6, progress=False)
+    evaluate_run(run, profile, tmp_path / "eval", progress=False, max_samples=8)
+    with open(tmp_path / "eval" / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(r["f1_macro_renormalised"] != "" for r in rows)  # every student here is normalised
+    heads = load_heads(run, "manila")
+    assert all(h.mean and h.scale for h in heads.values())
+    run_dir, cfg, data = load_run(run)
+    group = next(g for g in quantum_groups(run_dir, cfg) if g.label == "hea_robust")
+    net, unit = load_group(run_dir, cfg, data, group), group.units[0]
+    idx = stratified_subset(data.y_test, 8)
+    backend = get_backend(profile)
+    out = backend.readouts(net.quantum.student, net.quantum.weights[0].detach().double().numpy(),
+                           circuit_angles(net, data.x_test[idx])[0], seed=unit_seed(backend.profile.seed, unit))
+    head = heads[unit.key]
+    stats = (torch.tensor(head.mean, dtype=torch.float64), torch.tensor(head.scale, dtype=torch.float64) ** 2)
+    pred = head_logits(net, 0, out, stats).argmax(1)
+    want = f1_score(data.y_test[idx], pred, labels=list(range(data.n_classes)), average="macro", zero_division=0)
+    row = json.loads((tmp_path / "eval" / "units" / unit.key / "result.json").read_text())
+    assert row["f1_macro_renormalised"] == pytest.approx(want)
