@@ -89,14 +89,17 @@ def from_states(cfg: ExperimentConfig, data: Dataset, units: Sequence[Unit], opt
                 states: Sequence[dict], where: Any = "states") -> torch.nn.Module:
     """Rebuild the ensemble of ``units`` (same model) from their checkpoint states (``where`` they
     came from names them in the error when they do not fit): what a worker without the run
-    folder does with the states the driver sent it."""
+    folder does with the states the driver sent it. A student trained through noise (option
+    ``noise``) comes back on the exact engine (:meth:`~qkd_qiskit.models.NoisyStudent.exact`) with
+    its very circuit, embedding barrier included, so backends transpile what training saw."""
     net = build_for_units(cfg, data, unit_model(cfg, units[0]), options, [u.seed for u in units], units[0].model)
     try:
-        return load_model_states(net, list(states))
+        net = load_model_states(net, list(states))
     except (KeyError, RuntimeError, ValueError) as err:  # a checkpoint of another model or config
         why = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
         raise RunFileError(f"{where}: checkpoints of {units[0].model} do not fit the "
                            f"model of the run's config ({why})") from None
+    return net.exact() if isinstance(net, NoisyStudent) else net
 
 
 # --------------------------------------------------------------------------------------------------
@@ -167,11 +170,8 @@ def _with_saved_terms(run: RunDir, options: dict, unit: Unit) -> dict:
 
 
 def load_group(run: RunDir, cfg: ExperimentConfig, data: Dataset, group: QuantumGroup) -> torch.nn.Module:
-    """The exact-engine ensemble of a group's units, weights from their checkpoints (a student trained
-    through noise, option ``noise``, as :meth:`~qkd_qiskit.models.NoisyStudent.exact`: the same circuit,
-    embedding barrier included, so backends transpile what training saw)."""
-    net = load_trained(run, list(group.units), cfg, data, dict(group.options))
-    return (net.exact() if isinstance(net, NoisyStudent) else net).eval()
+    """The exact-engine ensemble of a group's units, weights from their checkpoints (see :func:`from_states`)."""
+    return load_trained(run, list(group.units), cfg, data, dict(group.options)).eval()
 
 
 def group_student(cfg: ExperimentConfig, data: Dataset, group: QuantumGroup) -> Any:

@@ -5,9 +5,25 @@ import csv
 import json
 import subprocess
 
+import numpy as np
 from conftest import HANG_GUARD_S, qkd_cmd, train_run
+from qiskit.quantum_info import Statevector
+from sklearn.metrics import f1_score
 
-from qkd_qiskit.trained import load_group, load_run, quantum_groups
+from qkd_qiskit.trained import head_logits, load_group, load_run, quantum_groups
+
+
+def statevector_f1(net, m: int, x: np.ndarray, y: np.ndarray) -> float:
+    """Test macro-F1 of model ``m`` with read-outs from Qiskit's ``Statevector`` (the exact oracle)."""
+    st = net.quantum.student
+    weights = net.quantum.weights[m].detach().double().numpy()
+    readouts = []
+    for angles in np.asarray(st.input_angles(x)):
+        bound = st.circuit.assign_parameters({**dict(zip(st.input_params, angles)),
+                                              **dict(zip(st.weight_params, weights))})
+        readouts.append([Statevector(bound).expectation_value(o).real for o in st.observables()])
+    pred = head_logits(net, m, np.array(readouts)).argmax(-1)
+    return float(f1_score(y, pred, average="macro", labels=range(3), zero_division=0))
 
 
 def test_noise_trained_run_evaluates_on_the_circuit_it_trained_on(tmp_path_factory):
@@ -41,5 +57,7 @@ def test_noise_trained_run_evaluates_on_the_circuit_it_trained_on(tmp_path_facto
         evaluated = json.loads((out / "units" / unit / "result.json").read_text())
         assert abs(evaluated["f1_macro_backend"] - trained["f1_macro"]) < 1e-9
         assert evaluated["confusion_matrix_backend"] == trained["confusion_matrix"]
+        # and f1_macro_exact is the noiseless circuit's (the rebuilt student is the exact one)
+        assert abs(evaluated["f1_macro_exact"] - statevector_f1(net, seed, data.x_test, data.y_test)) < 1e-9
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["transpilation"]["hea"]["active_qubits"]
