@@ -119,6 +119,22 @@ def load_heads(run_dir: str | Path, backend_name: str) -> dict[str, CalibratedHe
     return heads
 
 
+def start_manifest(dest: RunDir, run: RunDir, backend: Backend, data: Dataset, tr: np.ndarray, va: np.ndarray,
+                   **extra: Any) -> dict:
+    """Write (or resume) the calibration folder's manifest: run, backend and the training /
+    validation subsets; a folder calibrated with another profile or other subsets is one-line error."""
+    previous = dest.read_manifest()
+    info = run_manifest({"run": str(run.root.resolve()), "backend": backend.describe(),
+                         "train_subset": {"n": int(len(tr)), "of": int(len(data.y_train)), "seed": TRAIN_SUBSET_SEED},
+                         "val_subset": {"n": int(len(va)), "of": int(len(data.y_val)), "seed": VAL_SUBSET_SEED},
+                         **extra}, previous)
+    if previous and any(previous.get(k) != info[k] for k in ("run", "backend", "train_subset", "val_subset")):
+        raise ValueError(f"calibrate: {dest.root} was calibrated with another profile or other sample counts; "
+                         "use the same --samples, or delete the folder")
+    atomic_write_json(dest.manifest, info)
+    return info
+
+
 def calibrate_run(run_dir: str | Path, backend_spec: str | Path | Profile, samples: int = 300,
                   val_samples: int = 150, students: Sequence[str] | None = None, progress: bool = True,
                   log: Callable[[str], None] | None = None, executor: str | Executor = "local",
@@ -142,15 +158,7 @@ def calibrate_run(run_dir: str | Path, backend_spec: str | Path | Profile, sampl
     va = stratified_subset(data.y_val, val_samples, seed=VAL_SUBSET_SEED)
     backend = prepare_backend(backend_spec, [group_student(cfg, data, g) for g in groups])
     dest = calibration_folder(run.root, backend.name)
-    previous = dest.read_manifest()
-    info = run_manifest({"run": str(run.root.resolve()), "backend": backend.describe(),
-                         "train_subset": {"n": int(len(tr)), "of": int(len(data.y_train)), "seed": TRAIN_SUBSET_SEED},
-                         "val_subset": {"n": int(len(va)), "of": int(len(data.y_val)), "seed": VAL_SUBSET_SEED}},
-                        previous)
-    if previous and any(previous.get(k) != info[k] for k in ("run", "backend", "train_subset", "val_subset")):
-        raise ValueError(f"calibrate: {dest.root} was calibrated with another profile or other sample counts; "
-                         "use the same --samples, or delete the folder")
-    atomic_write_json(dest.manifest, info)
+    info = start_manifest(dest, run, backend, data, tr, va)
     pending = [u for g in groups for u in g.units if not dest.is_done(u)]
     bar = progress_bar(total=len(pending), desc=f"calibrate on {backend.name}", unit="unit", enabled=progress,
                        leave=False, lines=True)

@@ -24,9 +24,10 @@ import numpy as np
 
 from ..atomic import atomic_write_csv, atomic_write_json
 from ..backends import Profile
-from ..calibrate import CALIBRATION_COLUMNS, TRAIN_SUBSET_SEED, VAL_SUBSET_SEED, calibration_folder, fit_head
+from ..calibrate import (CALIBRATION_COLUMNS, TRAIN_SUBSET_SEED, VAL_SUBSET_SEED, calibration_folder, fit_head,
+                         start_manifest)
 from ..data import stratified_subset
-from ..rundir import finish_manifest, run_manifest
+from ..rundir import finish_manifest
 from ..trained import circuit_angles, group_student, head_logits, load_run, quantum_groups
 from .ledger import RESUBMITTABLE, Ledger
 from .plan import (DEFAULT_REP_DELAY, JOB_OVERHEAD_S, Item, circuit_duration, dry_run_backend, estimate_qpu_seconds,
@@ -94,15 +95,7 @@ def calibrate_on_device(run_dir: str | Path, spec: str | Path | Profile, samples
     groups = quantum_groups(run, cfg, students)
     backend = ibm_backend(spec, [group_student(cfg, data, g) for g in groups])
     dest = calibration_folder(run.root, backend.name)
-    previous = dest.read_manifest()
-    info = run_manifest({"run": str(run.root.resolve()), "backend": backend.describe(),
-                         "train_subset": {"n": int(len(tr)), "of": int(len(data.y_train)), "seed": TRAIN_SUBSET_SEED},
-                         "val_subset": {"n": int(len(va)), "of": int(len(data.y_val)), "seed": VAL_SUBSET_SEED},
-                         "via": "job ledger"}, previous)
-    if previous and any(previous.get(k) != info[k] for k in ("run", "backend", "train_subset", "val_subset")):
-        raise ValueError(f"calibrate: {dest.root} was calibrated with another profile or other sample counts; "
-                         "use the same --samples, or delete the folder")
-    atomic_write_json(dest.manifest, info)
+    info = start_manifest(dest, run, backend, data, tr, va, via="job ledger")
     ledger = Ledger.open(run, backend)
     items = [it for it in plan_items(run, cfg, data, groups) if not dest.is_done(it.unit)]
     inputs = _inputs(items, data, tr, va)

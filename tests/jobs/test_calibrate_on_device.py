@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import HANG_GUARD_S, train_run
+from conftest import HANG_GUARD_S
 
 from qkd_qiskit.backends import get_backend
 from qkd_qiskit.calibrate import TRAIN_SUBSET_SEED, VAL_SUBSET_SEED, fit_head, load_heads
@@ -18,14 +18,6 @@ from qkd_qiskit.jobs import Ledger, plan_items
 from qkd_qiskit.trained import circuit_angles, load_run, quantum_groups
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = {
-    "name": "tiny_cal_jobs",
-    "data": {"name": "xor", "n_samples": 60, "n_bits": 8, "seed": 0},
-    "seeds": 1,
-    "teacher": {"model": "teacher_mlp", "train": {"lr": 0.01, "max_epochs": 10, "patience": 5}},
-    "students": [{"model": "q2", "kd": [False, True], "options": {"layers": 2}}],
-    "student_train": {"lr": 0.1, "max_epochs": 3, "patience": 3, "batch_size": 16},
-}
 SAMPLES, VAL = 12, 6
 
 
@@ -35,8 +27,9 @@ def cli(*args):
 
 
 @pytest.fixture
-def run(tmp_path_factory, tmp_path):
-    return Path(shutil.copytree(train_run(tmp_path_factory, TINY), tmp_path / "run"))
+def run(tiny_q2_run, tmp_path):
+    """A private copy of the shared tiny q2 run (the tests write jobs/ and calibration/ into it)."""
+    return Path(shutil.copytree(tiny_q2_run, tmp_path / "run"))
 
 
 @pytest.fixture
