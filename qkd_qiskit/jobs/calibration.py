@@ -29,7 +29,7 @@ from ..calibrate import (CALIBRATION_COLUMNS, TRAIN_SUBSET_SEED, VAL_SUBSET_SEED
 from ..data import stratified_subset
 from ..rundir import finish_manifest
 from ..trained import circuit_angles, group_student, head_logits, load_run, quantum_groups
-from .ledger import RESUBMITTABLE, Ledger
+from .ledger import RESUBMITTABLE, Ledger, locked_ledger
 from .plan import (DEFAULT_REP_DELAY, JOB_OVERHEAD_S, Item, circuit_duration, dry_run_backend, estimate_qpu_seconds,
                    ibm_backend, ibm_profile, plan_items)
 from .runner import fetch_job, record_job, wait_and_store
@@ -96,35 +96,35 @@ def calibrate_on_device(run_dir: str | Path, spec: str | Path | Profile, samples
     backend = ibm_backend(spec, [group_student(cfg, data, g) for g in groups])
     dest = calibration_folder(run.root, backend.name)
     info = start_manifest(dest, run, backend, data, tr, va, via="job ledger")
-    ledger = Ledger.open(run, backend)
-    items = [it for it in plan_items(run, cfg, data, groups) if not dest.is_done(it.unit)]
-    inputs = _inputs(items, data, tr, va)
-    _bring_up_to_date(backend, ledger, items, wait, log)
-    again = RESUBMITTABLE if resubmit_failed else ("lost",)  # lost local jobs rerun with the same seeds
-    new = [it for it in items if job_key(it) not in ledger.jobs or ledger.jobs[job_key(it)]["status"] in again]
-    live = {}
-    if new:
-        with backend.open_mode() as mode:
-            for i, it in enumerate(new, 1):
-                job = backend.submit(it.student, it.weights, inputs[job_key(it)], mode)
-                record_job(ledger, it, job, backend.primitive_for(it.student), len(inputs[job_key(it)]),
-                           backend.profile.shots, key=job_key(it))
-                live[job_key(it)] = job
-                log(f"submitted calibration of {it.unit.key}: job {job.job_id()} ({i}/{len(new)})")
-    if backend.local or wait:
-        wait_and_store(ledger, live, log)
-    for it in items:
-        if ledger.jobs.get(job_key(it), {}).get("status") == "done":
-            _fit_and_store(dest, backend, ledger, it, data, tr, va)
-    rows = dest.results()
-    atomic_write_csv(dest.root / "results.csv", rows, CALIBRATION_COLUMNS)
-    pending = [it.unit.key for it in items if not dest.is_done(it.unit)]
-    if pending:
-        log(f"{len(pending)} unit(s) not calibrated yet ({', '.join(pending[:6])}{' ...' if len(pending) > 6 else ''}): "
-            "their calibration jobs are pending or failed; run qkd calibrate again (--resubmit-failed for failed ones)")
-    else:
-        finish_manifest(dest.manifest, info)
-    return rows
+    with locked_ledger(run, backend) as ledger:
+        items = [it for it in plan_items(run, cfg, data, groups) if not dest.is_done(it.unit)]
+        inputs = _inputs(items, data, tr, va)
+        _bring_up_to_date(backend, ledger, items, wait, log)
+        again = RESUBMITTABLE if resubmit_failed else ("lost",)  # lost local jobs rerun with the same seeds
+        new = [it for it in items if job_key(it) not in ledger.jobs or ledger.jobs[job_key(it)]["status"] in again]
+        live = {}
+        if new:
+            with backend.open_mode() as mode:
+                for i, it in enumerate(new, 1):
+                    job = backend.submit(it.student, it.weights, inputs[job_key(it)], mode)
+                    record_job(ledger, it, job, backend.primitive_for(it.student), len(inputs[job_key(it)]),
+                               backend.profile.shots, key=job_key(it))
+                    live[job_key(it)] = job
+                    log(f"submitted calibration of {it.unit.key}: job {job.job_id()} ({i}/{len(new)})")
+        if backend.local or wait:
+            wait_and_store(ledger, live, log)
+        for it in items:
+            if ledger.jobs.get(job_key(it), {}).get("status") == "done":
+                _fit_and_store(dest, backend, ledger, it, data, tr, va)
+        rows = dest.results()
+        atomic_write_csv(dest.root / "results.csv", rows, CALIBRATION_COLUMNS)
+        pending = [it.unit.key for it in items if not dest.is_done(it.unit)]
+        if pending:
+            log(f"{len(pending)} unit(s) not calibrated yet ({', '.join(pending[:6])}{' ...' if len(pending) > 6 else ''}): "
+                "their calibration jobs are pending or failed; run qkd calibrate again (--resubmit-failed for failed ones)")
+        else:
+            finish_manifest(dest.manifest, info)
+        return rows
 
 
 def _bring_up_to_date(backend: Any, ledger: Ledger, items: Sequence[Item], wait: bool,

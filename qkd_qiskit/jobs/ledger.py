@@ -7,20 +7,35 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from ..atomic import atomic_write_json, atomic_write_text
 from ..backends import IBMRuntimeBackend, Profile, load_profile, parse_profile
 from ..data import stratified_subset
+from ..outdir import lock_output_dir
 from ..rundir import RunDir, now
 from ..strict import read_json
 
 JOBS_FILE = "jobs.json"
 FINISHED = ("done",)
 RESUBMITTABLE = ("failed", "cancelled", "lost")
+
+
+@contextmanager
+def locked_ledger(run: RunDir, backend: IBMRuntimeBackend) -> Iterator["Ledger"]:
+    """The (run, profile) ledger, held under an exclusive lock on its folder while the caller works.
+
+    ``qkd submit``, ``qkd collect`` and ``qkd calibrate`` read the ledger, submit or fetch jobs and
+    write it back: two of them on the same run and profile at once could submit a unit twice (paid
+    QPU time) or, in local testing mode, take the other's live jobs for lost ones and rerun them.
+    The second one stops instead with one line naming the folder and the pid holding it
+    (:class:`qkd_qiskit.outdir.lock_output_dir`; the kernel drops the lock when a process dies)."""
+    with lock_output_dir(run.root / "jobs" / backend.name, option="--backend"):
+        yield Ledger.open(run, backend)
 
 
 def job_status(job: Any) -> str:

@@ -19,7 +19,7 @@ from ..calibrate import calibrated_logits, load_heads
 from ..evaluate import evaluation_dir, unit_row, write_tables
 from ..rundir import now
 from ..trained import group_student, head_logits, load_run, quantum_groups
-from .ledger import FINISHED, JOBS_FILE, RESUBMITTABLE, Ledger, find_ledger, job_status, ledger_data
+from .ledger import FINISHED, JOBS_FILE, RESUBMITTABLE, Ledger, find_ledger, job_status, ledger_data, locked_ledger
 from .plan import Item, ibm_backend, item_angles, plan_items
 
 _after_record: Callable[[dict], None] | None = None
@@ -101,21 +101,21 @@ def submit_jobs(run_dir: str | Path, spec: str | Path | Profile, resubmit_failed
     run, cfg, data = load_run(run_dir)
     groups = quantum_groups(run, cfg, students)
     backend = ibm_backend(spec, [group_student(cfg, data, g) for g in groups])
-    ledger = Ledger.open(run, backend)
-    data = ledger_data(ledger, data, max_samples)
-    todo_keys = {u.key for g in groups for u in g.units
-                 if u.key not in ledger.jobs or (resubmit_failed and ledger.jobs[u.key]["status"] in RESUBMITTABLE)}
-    skipped = [k for k, r in ledger.jobs.items() if r["status"] in RESUBMITTABLE and k not in todo_keys]
-    ledger.save()
-    items = [it for it in plan_items(run, cfg, data, groups) if it.unit.key in todo_keys]
-    live = _submit_items(backend, ledger, items, data, log)
-    if backend.local or wait:
-        wait_and_store(ledger, live, log)
-    if skipped:
-        log(f"{len(skipped)} failed/cancelled/lost job(s) not resubmitted ({', '.join(skipped)}); "
-            "use --resubmit-failed")
-    log(f"{len(live)} job(s) submitted to {backend.profile.device}; ledger {ledger.folder / JOBS_FILE}")
-    return ledger.data
+    with locked_ledger(run, backend) as ledger:
+        data = ledger_data(ledger, data, max_samples)
+        todo_keys = {u.key for g in groups for u in g.units
+                     if u.key not in ledger.jobs or (resubmit_failed and ledger.jobs[u.key]["status"] in RESUBMITTABLE)}
+        skipped = [k for k, r in ledger.jobs.items() if r["status"] in RESUBMITTABLE and k not in todo_keys]
+        ledger.save()
+        items = [it for it in plan_items(run, cfg, data, groups) if it.unit.key in todo_keys]
+        live = _submit_items(backend, ledger, items, data, log)
+        if backend.local or wait:
+            wait_and_store(ledger, live, log)
+        if skipped:
+            log(f"{len(skipped)} failed/cancelled/lost job(s) not resubmitted ({', '.join(skipped)}); "
+                "use --resubmit-failed")
+        log(f"{len(live)} job(s) submitted to {backend.profile.device}; ledger {ledger.folder / JOBS_FILE}")
+        return ledger.data
 
 
 # --------------------------------------------------------------------------------------------------
@@ -160,22 +160,22 @@ def collect_jobs(run_dir: str | Path, spec: str | Path | Profile | None = None, 
     run, cfg, data = load_run(run_dir)
     groups = quantum_groups(run, cfg)
     backend = ibm_backend(profile, [group_student(cfg, data, g) for g in groups])
-    ledger = Ledger.open(run, backend)
-    data = ledger_data(ledger, data)
-    items = {it.unit.key: it for it in plan_items(run, cfg, data, groups)}
-    for key, rec in ledger.jobs.items():  # a done job whose stored result was damaged is fetched again
-        if rec["status"] == "done" and not ledger.result_ok(key):
-            log(f"{ledger.result_path(rec['job_id'])} is missing or damaged: fetching {key} again")
-            rec["status"] = "submitted"
-    unfinished = [k for k, r in ledger.jobs.items() if r["status"] not in FINISHED + ("failed", "cancelled")]
-    if backend.local:
-        _rerun_lost(backend, ledger, [items[k] for k in unfinished if k in items], data, log)
-    else:
-        for key in unfinished:
-            fetch_job(backend, ledger, key, wait, log)
-    rows = _metrics(ledger, items, data, backend)
-    report = _report(ledger, items)
-    return rows, report
+    with locked_ledger(run, backend) as ledger:
+        data = ledger_data(ledger, data)
+        items = {it.unit.key: it for it in plan_items(run, cfg, data, groups)}
+        for key, rec in ledger.jobs.items():  # a done job whose stored result was damaged is fetched again
+            if rec["status"] == "done" and not ledger.result_ok(key):
+                log(f"{ledger.result_path(rec['job_id'])} is missing or damaged: fetching {key} again")
+                rec["status"] = "submitted"
+        unfinished = [k for k, r in ledger.jobs.items() if r["status"] not in FINISHED + ("failed", "cancelled")]
+        if backend.local:
+            _rerun_lost(backend, ledger, [items[k] for k in unfinished if k in items], data, log)
+        else:
+            for key in unfinished:
+                fetch_job(backend, ledger, key, wait, log)
+        rows = _metrics(ledger, items, data, backend)
+        report = _report(ledger, items)
+        return rows, report
 
 
 def _metrics(ledger: Ledger, items: dict[str, Item], data: Any, backend: IBMRuntimeBackend) -> list[dict]:

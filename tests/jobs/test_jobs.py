@@ -202,3 +202,17 @@ def test_collect_reports_calibrated_scores_after_qkd_calibrate(run, profile):
     assert all(r["f1_macro_calibrated"] is not None for r in rows)
     with open(run / "jobs" / "local-manila" / "results.csv") as f:
         assert all(row["f1_macro_calibrated"] != "" for row in csv.DictReader(f))
+
+
+def test_a_second_process_on_the_same_ledger_stops_before_submitting(run, profile):
+    """While one `qkd submit` holds RUN/jobs/<profile>, another submit is one line (exit 2) and
+    submits nothing: no job id, no ledger file (it would otherwise submit every unit twice)."""
+    from qkd_qiskit.outdir import lock_output_dir
+
+    folder = run / "jobs" / "local-manila"
+    with lock_output_dir(folder, option="--backend"):  # another process's lock, as the kernel sees it
+        res = cli("submit", run, "--backend", profile)
+    assert res.returncode == 2, res.stderr
+    line, = res.stderr.strip().splitlines()
+    assert "--backend:" in line and "in use by another qkd process" in line and str(folder) in line
+    assert not (folder / "jobs.json").exists()
