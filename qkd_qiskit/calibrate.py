@@ -39,6 +39,7 @@ from .backends import Backend, Profile, get_backend, prepare_backend
 from .data import stratified_subset
 from .executors import (Executor, Outcome, Task, TasksFailed, check_executor, chunk_name, chunked, make_executor,
                          run_tasks)
+from .noisy import sampled_readouts
 from .rundir import RunDir, Unit, finish_manifest, run_manifest, unit_seed
 from .data import Dataset
 from .trained import QuantumGroup, circuit_angles, from_states, group_student, head_logits, load_run, quantum_groups
@@ -237,8 +238,8 @@ def calibrate_chunk(chunk: CalibrationChunk) -> list[tuple[Unit, dict, dict]]:
         w = net.quantum.weights[m].detach().double().numpy()
         seed = unit_seed(backend.profile.seed, unit, salt=1) if backend.kind == "aer" else \
             getattr(backend.profile, "seed", None)
-        r_tr = backend.readouts(net.quantum.student, w, a_tr[m], seed=seed)
-        r_va = backend.readouts(net.quantum.student, w, a_va[m], seed=None if seed is None else seed + 1)
+        r_tr = sampled_readouts(backend, net.quantum.student, w, a_tr[m], seed=seed)
+        r_va = sampled_readouts(backend, net.quantum.student, w, a_va[m], seed=None if seed is None else seed + 1)
         head = fit_head(r_tr, data.y_train[tr], r_va, data.y_val[va], data.n_classes)
         raw = _raw_head_f1(net, m, r_va, data.y_val[va], data.n_classes, f1_score)
         row = {"model": unit.model, "role": unit.role, "kd": unit.kd, "seed": unit.seed, "backend": backend.name,

@@ -69,8 +69,9 @@ def _message(err: Exception) -> str:
     return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
-_THREADS_HELP = ("torch threads of this process (0 = torch's default, one per core). 1 is fastest for these "
-                 "small tensors and does not collapse when other processes share the cores (README, 'Thread policy').")
+_THREADS_HELP = ("torch threads of this process and of each --workers process (0 = torch's default, one per "
+                 "core). 1 is fastest for these small tensors and does not collapse when other processes share the "
+                 "cores (README, 'Thread policy').")
 
 
 def _threads_option() -> object:
@@ -102,14 +103,36 @@ def _chunk_size_option() -> object:
                         "of one model). A started run keeps its chunk size.")
 
 
-def _check_executor(executor: str, address: str | None, chunk_size: int | None) -> None:
-    """``--executor`` / ``--address`` / ``--chunk-size`` as one line and exit 2, before any work."""
-    from .executors import check_executor
+def _workers_option() -> object:
+    return typer.Option(None, "--workers", help="--executor local: worker processes training (or evaluating) "
+                        "independent groups at once, each with --threads torch threads (default 1: in this "
+                        "process). Results are bit for bit the same (README, 'Thread policy').")
+
+
+def _check_executor(executor: str, address: str | None, chunk_size: int | None, workers: int | None = None,
+                    threads: int | None = None, training: bool = True):  # noqa: ANN202 - object or name
+    """``--executor`` / ``--address`` / ``--chunk-size`` / ``--workers`` as one line and exit 2,
+    before any work. Returns what the library call takes as ``executor``: the local executor object
+    (for ``training`` commands with ``--workers`` > 1 the first worker starts now, importing the
+    training code in the background while the teacher trains here; :func:`_close` ends them), or
+    the name ``ray`` (started by the library after its own checks)."""
+    from .executors import check_executor, make_executor
+    from .threads import DEFAULT_THREADS
 
     try:
-        check_executor(executor, address, chunk_size)
+        check_executor(executor, address, chunk_size, workers)
     except ValueError as err:
         fail(str(err))
+    if executor != "local":
+        return executor
+    return make_executor(executor, address, chunk_size, workers, DEFAULT_THREADS if threads is None else threads,
+                         preload=[f"{__package__}.experiments"] if training else ())
+
+
+def _close(executor) -> None:  # noqa: ANN001
+    """End the local executor's worker processes (a name: nothing was made here)."""
+    if not isinstance(executor, str):
+        executor.close()
 
 
 @app.command()
@@ -119,10 +142,10 @@ def run(config: Path = typer.Argument(..., help="Experiment config (YAML), or th
         progress: bool = typer.Option(True, help="Show progress bars."),
         threads: int = _threads_option(),
         executor: str = _executor_option(), address: Optional[str] = _address_option(),
-        chunk_size: Optional[int] = _chunk_size_option()) -> None:
+        chunk_size: Optional[int] = _chunk_size_option(), workers: Optional[int] = _workers_option()) -> None:
     """Train every (model, kd, seed) of CONFIG into OUT, skipping units already finished there."""
     _set_threads(threads)
-    _check_executor(executor, address, chunk_size)
+    ex = _check_executor(executor, address, chunk_size, workers, threads)
     from .config import ConfigError, load_config
     from .experiments import run_experiment
     from .studies import resolve_config_path
@@ -135,12 +158,14 @@ def run(config: Path = typer.Argument(..., help="Experiment config (YAML), or th
     except ConfigError as err:
         fail(str(err))
     if sweep is not None:
-        return _run_sweep(sweep, out, progress, executor=executor, address=address, chunk_size=chunk_size)
+        return _run_sweep(sweep, out, progress, executor=ex, address=address, chunk_size=chunk_size)
     try:
-        rows = run_experiment(cfg, out, progress=progress, log=typer.echo, executor=executor, address=address,
+        rows = run_experiment(cfg, out, progress=progress, log=typer.echo, executor=ex, address=address,
                               chunk_size=chunk_size)
     except (ValueError, OSError) as err:
         fail(_message(err))
+    finally:
+        _close(ex)
     typer.echo(_summary_lines(rows))
     typer.echo(f"{out / 'results.csv'}: {len(rows)} rows")
     typer.echo(f"next: qkd report {out}   (summary.csv, summary.md with paired KD tests, figure1.png)")
@@ -161,18 +186,19 @@ def report(run_dir: Path = typer.Argument(..., help="A finished or partial run d
 
 
 @app.command()
-def reproduce(study: str = typer.Argument(..., help="Study to reproduce: piperno2024, hasan2023, kd-regimes."),
+def reproduce(study: str = typer.Argument(..., help="Study to reproduce: piperno2024, hasan2023, kd-regimes, robustness."),
               out: Path = typer.Option(..., "--out", help="Run directory; an existing one is resumed."),
               quick: bool = typer.Option(False, "--quick", help="3 seeds, few epochs: a smoke run in seconds."),
               dataset: Optional[str] = typer.Option(None, "--dataset", help="hasan2023: digits (default, "
-                                                    "offline), mnist, fashion_mnist or cifar10."),
+                                                    "offline), mnist, fashion_mnist or cifar10; robustness: xor "
+                                                    "(default) or digits."),
               progress: bool = typer.Option(True, help="Show progress bars."),
               threads: int = _threads_option(),
               executor: str = _executor_option(), address: Optional[str] = _address_option(),
-              chunk_size: Optional[int] = _chunk_size_option()) -> None:
+              chunk_size: Optional[int] = _chunk_size_option(), workers: Optional[int] = _workers_option()) -> None:
     """Run a paper's study end to end and write its report (see README, 'Reproducing the paper')."""
     _set_threads(threads)
-    _check_executor(executor, address, chunk_size)
+    ex = _check_executor(executor, address, chunk_size, workers, threads)
     from .experiments import run_experiment
     from .report import write_report
     from .studies import STUDIES, SWEEP_STUDIES, study_config
@@ -180,15 +206,20 @@ def reproduce(study: str = typer.Argument(..., help="Study to reproduce: piperno
     if study not in STUDIES and study not in SWEEP_STUDIES:
         fail(f"STUDY: unknown study {study!r} (known: {', '.join([*STUDIES, *SWEEP_STUDIES])})")
     if study in SWEEP_STUDIES:
-        return _reproduce_sweep(study, out, quick, dataset, progress, executor=executor, address=address,
+        return _reproduce_sweep(study, out, quick, dataset, progress, executor=ex, address=address,
                                 chunk_size=chunk_size)
+    if study == "robustness":
+        return _reproduce_robustness(out, quick, dataset, progress, executor=ex, address=address,
+                                     chunk_size=chunk_size)
 
     try:
         rows = run_experiment(study_config(study, quick, dataset), out, progress=progress, log=typer.echo,
-                              executor=executor, address=address, chunk_size=chunk_size)
+                              executor=ex, address=address, chunk_size=chunk_size)
         write_report(out)
     except (ValueError, OSError) as err:
         fail(_message(err))
+    finally:
+        _close(ex)
     typer.echo((out / "summary.md").read_text())
     typer.echo(f"wrote {out}/results.csv ({len(rows)} rows), summary.csv, summary.md, figure1.png")
     if study == "hasan2023":
@@ -278,20 +309,22 @@ def evaluate(run_dir: Path = typer.Argument(..., help="A `qkd run` directory wit
              progress: bool = typer.Option(True, help="Show progress bars."),
              threads: int = _threads_option(),
              executor: str = _executor_option(), address: Optional[str] = _address_option(),
-             chunk_size: Optional[int] = _chunk_size_option()) -> None:
+             chunk_size: Optional[int] = _chunk_size_option(), workers: Optional[int] = _workers_option()) -> None:
     """Evaluate every trained quantum student of RUN_DIR on a backend: exact vs backend macro-F1."""
     _set_threads(threads)
-    _check_executor(executor, address, chunk_size)
+    ex = _check_executor(executor, address, chunk_size, workers, threads, training=False)
     from .backends import redact
     from .evaluate import evaluate_run, format_summary
     from .summaries import backend_summary
 
     try:
         rows = evaluate_run(run_dir, backend, out, progress=progress, students=_names(students),
-                            max_samples=max_samples, log=typer.echo, executor=executor, address=address,
+                            max_samples=max_samples, log=typer.echo, executor=ex, address=address,
                             chunk_size=chunk_size)
     except (ValueError, OSError) as err:
         fail(redact(_message(err)))
+    finally:
+        _close(ex)
     typer.echo(format_summary(backend_summary(rows)))
     typer.echo(f"wrote {out / 'results.csv'} ({len(rows)} rows), summary.csv, manifest.json")
 
@@ -304,8 +337,9 @@ def calibrate(run_dir: Path = typer.Argument(..., help="A `qkd run` directory wi
                                               help="Validation-split circuits per unit (choose regularisation)."),
               students: Optional[str] = typer.Option(None, "--students", help=_STUDENTS_HELP),
               progress: bool = typer.Option(True, help="Show progress bars."),
+              threads: int = _threads_option(),
               executor: str = _executor_option(), address: Optional[str] = _address_option(),
-              chunk_size: Optional[int] = _chunk_size_option(),
+              chunk_size: Optional[int] = _chunk_size_option(), workers: Optional[int] = _workers_option(),
               dry_run: bool = typer.Option(False, "--dry-run", help="ibm profiles: print the calibration jobs, "
                                            "circuits, shots and a QPU-time estimate; submit nothing."),
               wait: bool = typer.Option(False, "--wait", help="ibm profiles: wait for the calibration jobs "
@@ -316,7 +350,8 @@ def calibrate(run_dir: Path = typer.Argument(..., help="A `qkd run` directory wi
 
     On an ibm profile the calibration circuits are jobs in the crash-safe job ledger
     (RUN_DIR/jobs/<profile>/jobs.json): run the command again to collect them."""
-    _check_executor(executor, address, chunk_size)
+    _set_threads(threads)
+    ex = _check_executor(executor, address, chunk_size, workers, threads, training=False)
     from .backends import load_profile, redact
     from .calibrate import calibrate_run
 
@@ -334,10 +369,12 @@ def calibrate(run_dir: Path = typer.Argument(..., help="A `qkd run` directory wi
             fail("--dry-run, --wait and --resubmit-failed apply to ibm profiles (device jobs)")
         else:
             rows = calibrate_run(run_dir, backend, samples, val_samples, students=_names(students),
-                                 progress=progress, log=typer.echo, executor=executor, address=address,
+                                 progress=progress, log=typer.echo, executor=ex, address=address,
                                  chunk_size=chunk_size)
     except ValueError as err:
         fail(redact(str(err)))
+    finally:
+        _close(ex)
     typer.echo(f"wrote {run_dir}/calibration/<profile>/results.csv ({len(rows)} rows); "
                f"`qkd evaluate {run_dir} --backend {backend} --out DIR` now adds calibrated scores")
 
@@ -433,6 +470,23 @@ def bench(as_json: bool = typer.Option(False, "--json", help="Print machine-read
     run_bench(quick=quick, json=as_json, threads=threads, peers=peers)
 
 
+def _reproduce_robustness(out: Path, quick: bool, dataset: Optional[str], progress: bool, **run_options) -> None:
+    """``qkd reproduce robustness``: train, calibrate and evaluate on both devices, then the report
+    (robustness.md/.csv/.png; README, 'Robustness study')."""
+    from .robustness import run_robustness
+    from .studies import study_config
+
+    try:
+        info = run_robustness(study_config("robustness", quick, dataset), out, progress=progress, log=typer.echo,
+                              **run_options)
+    except (ValueError, OSError) as err:
+        fail(_message(err))
+    finally:
+        _close(run_options.get("executor"))
+    typer.echo((out / "robustness.md").read_text())
+    typer.echo(f"wrote {out}/robustness.csv ({len(info['cells'])} cells), robustness.md, robustness.png")
+
+
 def _reproduce_sweep(study: str, out: Path, quick: bool, dataset: Optional[str], progress: bool,
                      **run_options) -> None:
     """``qkd reproduce kd-regimes``: the study's sweep, then its report (kd_regimes.md/.csv/.png)."""
@@ -462,6 +516,8 @@ def _run_sweep(sweep, out: Path, progress: bool, **run_options) -> list[dict]:  
         rows = run_sweep(sweep, out, progress=progress, log=typer.echo, **run_options)
     except (ValueError, OSError) as err:
         fail(_message(err))
+    finally:
+        _close(run_options.get("executor", "local"))
     typer.echo(f"{out / 'results.csv'}: {len(rows)} rows from {len(sweep.points)} points "
                f"(columns point, {', '.join(sweep.grid)}, then those of a run)")
     typer.echo(f"next: qkd report {out}/points/<point>   (one point's summary, paired KD tests, figure)")

@@ -21,7 +21,6 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from torch import nn
 
 from .progress import progress_bar
@@ -176,13 +175,30 @@ def _keep_best(best: dict[str, torch.Tensor], model: nn.Module, improved: torch.
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict:
-    """Test metrics via scikit-learn: macro F1 (the headline), weighted F1, accuracy, confusion matrix."""
-    labels = list(range(n_classes))
+    """Test metrics: macro F1 (the headline), weighted F1, accuracy, confusion matrix.
+
+    The same numbers as scikit-learn's ``f1_score(labels=range(n_classes), average="macro" /
+    "weighted", zero_division=0)``, ``accuracy_score`` and ``confusion_matrix``, computed in the
+    same order from one confusion matrix (tests/training/test_classification_metrics_oracle.py
+    checks them against scikit-learn). Written out because scikit-learn validates its inputs on
+    every call: the four calls took ~30 ms per unit, a minute and a half of the 3,500 tiny trainings
+    of the KD-regimes study; this takes microseconds.
+
+    Example:
+        >>> m = classification_metrics(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 1]), 3)
+        >>> round(m["f1_macro"], 4), m["accuracy"], m["confusion_matrix"]
+        (0.3889, 0.5, [[1, 1, 0], [0, 1, 0], [0, 1, 0]])
+    """
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    cm = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    tp, true_sum, pred_sum = np.diag(cm), cm.sum(1), cm.sum(0)
+    denom = true_sum + pred_sum
+    f1 = np.divide(2.0 * tp, denom, out=np.zeros(n_classes), where=denom > 0)
     return {
-        "f1_macro": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-        "f1_weighted": float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "f1_macro": float(np.average(f1)),
+        "f1_weighted": float(np.average(f1, weights=true_sum)) if true_sum.sum() else 0.0,
+        "accuracy": float(np.average(y_true == y_pred)),
+        "confusion_matrix": cm.tolist(),
     }
 
 

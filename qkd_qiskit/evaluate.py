@@ -33,6 +33,7 @@ from .calibrate import CalibratedHead, backend_of, calibrated_logits, keep_backe
 from .data import Dataset, stratified_subset
 from .distill import classification_metrics, predict_logits
 from .executors import Executor, Task, TasksFailed, check_executor, chunk_name, chunked, make_executor, run_tasks
+from .noisy import ptm_sampler, sampled_readouts
 from .outdir import check_output_dir, lock_output_dir
 from .progress import progress_bar
 from .rundir import UNIT_KEYS, RunDir, Unit, finish_manifest, run_manifest, unit_seed
@@ -322,6 +323,8 @@ def transpilation_stats(backend: Backend, student: Any) -> dict:
     stats = backend.transpiled(student, measured=measured).stats()
     if backend.kind == "aer":
         stats["active_qubits"] = list(backend.compacted(student).physical)
+        sampler = ptm_sampler(backend, student)  # which path computes the noisy probabilities
+        stats["noisy_probabilities"] = "aer" if sampler is None else f"ptm-{sampler.mode}"
     return stats
 
 
@@ -343,7 +346,7 @@ def _evaluate_group(net: torch.nn.Module, group: QuantumGroup, todo: Sequence[Un
         seed = unit_seed(backend.profile.seed, unit) if backend.kind == "aer" else getattr(
             backend.profile, "seed", None)
         t0 = time.perf_counter()
-        out = backend.readouts(net.quantum.student, ref[m].detach().double().numpy(), angles[m], seed=seed)
+        out = sampled_readouts(backend, net.quantum.student, ref[m].detach().double().numpy(), angles[m], seed=seed)
         logits = head_logits(net, m, out)
         row = unit_row(unit, backend, y, data.n_classes, exact_logits[m], logits, exact_out[m], out,
                        time.perf_counter() - t0, seed, calibrated_logits(heads, unit, out),

@@ -223,7 +223,7 @@ def _run_locked(cfg: ExperimentConfig, run: RunDir, data: Dataset, progress: boo
             log(f"{why}: training {u.key} again")
     overall = progress_bar(total=len(units), initial=sum(run.is_done(u) for u in units), desc="units",
                            unit="unit", enabled=progress, lines=True)
-    shown = progress and executor.name == "local"  # workers elsewhere show no bars
+    shown = progress and executor.in_process  # workers in other processes show no bars
     teachers = [u for u in units if u.role == "teacher"]
     chunks = [TrainChunk(cfg, teacher_data or data, tuple(c), cfg.teacher.options, cfg.teacher.train, None, shown)
               for c in _pending_chunks(run, teachers, executor.chunk_size)]

@@ -15,8 +15,9 @@ from .config import ExperimentConfig, load_config, parse_config
 from .shipped import shipped_dir, shipped_file, shipped_names
 from .sweep import Sweep, expand, load_sweep
 
-STUDIES = {"piperno2024": "piperno2024_xor.yaml", "hasan2023": "hasan2023_digits.yaml"}
-STUDY_DATASETS = {"hasan2023": {d: f"hasan2023_{d}.yaml" for d in ("digits", "mnist", "fashion_mnist", "cifar10")}}
+STUDIES = {"piperno2024": "piperno2024_xor.yaml", "hasan2023": "hasan2023_digits.yaml", "robustness": "robustness.yaml"}
+STUDY_DATASETS = {"hasan2023": {d: f"hasan2023_{d}.yaml" for d in ("digits", "mnist", "fashion_mnist", "cifar10")},
+                  "robustness": {"xor": "robustness.yaml", "digits": "robustness_digits.yaml"}}
 """Studies shipped for several datasets (``qkd reproduce STUDY --dataset D``); the default is in STUDIES."""
 SWEEP_STUDIES = {"kd-regimes": "kd_regimes.yaml"}
 """Studies whose config is a sweep (:mod:`qkd_qiskit.sweep`)."""

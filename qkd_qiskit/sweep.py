@@ -16,6 +16,13 @@ teacher across temperatures, a KD-off student across ``kd.*``) are trained once 
 (:mod:`qkd_qiskit.reuse`). ``DIR/results.csv`` combines every point's rows with a ``point`` column
 and one column per swept path.
 
+With worker processes (a :class:`~qkd_qiskit.executors.LocalExecutor` with ``workers`` > 1, ``qkd
+run --workers N``) several points run at once, each in a thread of this process that feeds the
+shared workers, so the workers always find tasks of some point (one point alone may have a single
+task, its teacher, at a time). A point that can copy a unit from an earlier point waits for that
+point to finish (:func:`point_dependencies`), so it copies exactly what a sequential sweep copies:
+each sub-run, and the combined table, holds the same results either way.
+
 Example:
     >>> sw = expand({"name": "s", "students": [{"model": "linear"}],
     ...              "sweep": {"data.n_train": [25, 50], "kd.temperature": [1.0, 4.0]}})
@@ -31,16 +38,18 @@ import copy
 import itertools
 import json
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from .atomic import atomic_write_csv, atomic_write_json
 from .config import ConfigError, ExperimentConfig, parse_config
+from .executors import LocalExecutor, one_line
 from .experiments import preflight, run_datasets, run_experiment
 from .outdir import check_output_dir, lock_output_dir
 from .rundir import RESULT_COLUMNS, finish_manifest, plan_units, run_manifest, training_dir
-from .reuse import index_units, reuse_units
+from .reuse import index_units, reuse_units, unit_identity
 from .strict import read_json, read_yaml
 
 
@@ -197,11 +206,16 @@ def point_dir(out: str | Path, point: SweepPoint) -> Path:
     return Path(out) / "points" / point.name
 
 
-def combined_rows(sweep: Sweep, out: str | Path) -> list[dict]:
-    """Every finished unit of every point, with ``point`` and the swept values as columns."""
+def combined_rows(sweep: Sweep, out: str | Path, finished: dict[str, list[dict]] | None = None) -> list[dict]:
+    """Every finished unit of every point, with ``point`` and the swept values as columns.
+
+    ``finished``: point name -> its result rows, for points known to be finished (read once by
+    :func:`run_sweep` instead of once per point: the full KD-regimes grid would re-read its
+    3,500 result files after each of its 36 points); the other points are read from disk."""
     rows = []
     for p in sweep.points:
-        for r in training_dir(point_dir(out, p)).results():
+        mine = (finished or {}).get(p.name)
+        for r in training_dir(point_dir(out, p)).results() if mine is None else mine:
             rows.append({"point": p.name, **p.values, **r})
     return rows
 
@@ -225,7 +239,10 @@ def run_sweep(sweep: Sweep, out: str | Path, progress: bool = True, log: Callabl
 
     ``runner`` runs one point (default :func:`~qkd_qiskit.experiments.run_experiment`, on the
     executor that ``run_options`` name: ``executor``, ``address``, ``chunk_size``); finished units
-    are copied between points with the same :func:`~qkd_qiskit.reuse.unit_identity` first."""
+    are copied between points with the same :func:`~qkd_qiskit.reuse.unit_identity` first. An
+    executor with worker processes runs :func:`parallel_slots` points at once (module doc); a
+    point that fails then fails alone, and the sweep raises one ValueError naming every failed
+    point once the others have finished."""
     out = check_output_dir(out)
     check_points(sweep)
     say = log or (lambda _m: None)
@@ -234,19 +251,102 @@ def run_sweep(sweep: Sweep, out: str | Path, progress: bool = True, log: Callabl
         index: dict = {}
         for p in sweep.points:  # what earlier sessions finished, so a resume reuses it too
             index_units(index, p.config, training_dir(point_dir(out, p)), plan_units(p.config))
-        for k, p in enumerate(sweep.points, 1):
+        slots, finished = parallel_slots(run_options.get("executor")), {}
+        if slots > 1:
+            _run_points_at_once(sweep, Path(out), index, say, runner, slots, dict(run_options, log=log), finished)
+        for k, p in enumerate(sweep.points if slots == 1 else [], 1):
             run, units = training_dir(point_dir(out, p)), plan_units(p.config)
             copied = reuse_units(index, p.config, run, units)
             say(f"point {k}/{len(sweep.points)} {p.name}" + (f" ({copied} units reused)" if copied else ""))
             runner(p.config, run.root, progress=progress, log=log, **run_options)
             index_units(index, p.config, run, units)
-            rows = write_combined(sweep, out)  # after every point: a partial sweep has its table too
+            finished[p.name] = run.results()
+            write_combined(sweep, out, finished)  # after every point: a partial sweep has its table too
+        rows = write_combined(sweep, out, finished)
         finish_manifest(out / "sweep.json", info)
     return rows
 
 
-def write_combined(sweep: Sweep, out: str | Path) -> list[dict]:
-    """Write ``out/results.csv`` (atomically) from every point's finished units; return its rows."""
-    rows = combined_rows(sweep, out)
+def parallel_slots(executor: Any) -> int:
+    """How many points run at once on ``executor``: 1 (one after the other) unless it is a local
+    executor with worker processes; then twice its workers, so that while some points wait for
+    the point they copy from, others keep every worker busy.
+
+    Example:
+        >>> parallel_slots("local"), parallel_slots(LocalExecutor(workers=1))
+        (1, 1)
+    """
+    if isinstance(executor, LocalExecutor) and executor.workers > 1:
+        return 2 * executor.workers
+    return 1
+
+
+def point_dependencies(sweep: Sweep, index: dict) -> dict[str, set[str]]:
+    """For each point, the earlier points it waits for: those that first train a unit it would
+    copy (same :func:`~qkd_qiskit.reuse.unit_identity`, finished nowhere yet; ``index`` holds the
+    finished ones).
+
+    Example:
+        >>> sw = expand({"name": "s", "students": [{"model": "linear"}], "sweep": {"kd.temperature": [1.0, 4.0]}})
+        >>> point_dependencies(sw, {})   # the teacher and the KD-off student are the same
+        {'temperature=1': set(), 'temperature=4': {'temperature=1'}}
+    """
+    first: dict[str, str] = {}
+    deps: dict[str, set[str]] = {}
+    for p in sweep.points:
+        deps[p.name] = set()
+        for u in plan_units(p.config):
+            ident = unit_identity(p.config, u)
+            if ident not in index and first.setdefault(ident, p.name) != p.name:
+                deps[p.name].add(first[ident])
+    return deps
+
+
+def _run_points_at_once(sweep: Sweep, out: Path, index: dict, say: Callable[[str], None],
+                        runner: Callable[..., list[dict]], slots: int, options: dict,
+                        finished: dict[str, list[dict]]) -> None:
+    """Run the points in up to ``slots`` threads (module doc); one ValueError for the failed ones.
+    Per-point progress bars are off (they would interleave): each point logs its start and end."""
+    lock, free = threading.Lock(), threading.Semaphore(slots)
+    done = {p.name: threading.Event() for p in sweep.points}
+    deps, errors = point_dependencies(sweep, index), {}
+    n = len(sweep.points)
+
+    def one(k: int, p: SweepPoint) -> None:
+        try:
+            for name in deps[p.name]:
+                done[name].wait()
+            run, units = training_dir(point_dir(out, p)), plan_units(p.config)
+            with lock:
+                copied = reuse_units(index, p.config, run, units)
+            say(f"point {k}/{n} {p.name}: started" + (f" ({copied} units reused)" if copied else ""))
+            runner(p.config, run.root, **{**options, "progress": False})
+            rows = run.results()
+            with lock:
+                index_units(index, p.config, run, units)
+                finished[p.name] = rows
+                write_combined(sweep, out, finished)  # a partial sweep has its table too
+            say(f"point {k}/{n} {p.name}: finished")
+        except Exception as err:  # noqa: BLE001 - this point fails alone; reported once all have finished
+            errors[p.name] = (str(err).splitlines() or [""])[0] if isinstance(err, ValueError) else one_line(err)
+        finally:
+            done[p.name].set()
+            free.release()
+
+    threads = []
+    for k, p in enumerate(sweep.points, 1):
+        free.acquire()
+        threads.append(threading.Thread(target=one, args=(k, p), daemon=True, name=f"qkd-point-{k}"))
+        threads[-1].start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise ValueError(f"{len(errors)} sweep point(s) failed: " + "; ".join(f"{k}: {e}" for k, e in errors.items()))
+
+
+def write_combined(sweep: Sweep, out: str | Path, finished: dict[str, list[dict]] | None = None) -> list[dict]:
+    """Write ``out/results.csv`` (atomically) from every point's finished units; return its rows
+    (``finished``: see :func:`combined_rows`)."""
+    rows = combined_rows(sweep, out, finished)
     atomic_write_csv(Path(out) / "results.csv", rows, sweep.columns)
     return rows

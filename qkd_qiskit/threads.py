@@ -24,7 +24,11 @@ from __future__ import annotations
 DEFAULT_THREADS = 1
 """torch intra-op threads of a command unless ``--threads`` says otherwise (see the module docstring)."""
 
-__all__ = ["DEFAULT_THREADS", "apply_threads", "thread_info"]
+DEFAULT_WORKERS = 1
+"""Worker processes of the local executor unless ``--workers`` says otherwise (docs/engine_speed.md,
+'Thread policy', has the measurements behind it)."""
+
+__all__ = ["DEFAULT_THREADS", "DEFAULT_WORKERS", "apply_threads", "thread_info"]
 
 
 def apply_threads(threads: int | None = DEFAULT_THREADS) -> dict:

@@ -29,7 +29,9 @@ The compiled program, in order:
 Per-qubit matrices are Kronecker-multiplied into each half register by one gather + product
 (:func:`~.kron.kron_gather`, ~1.1x on the 6-qubit training step). A hand-written backward for the
 stage chain (one autograd node for all stages), ``torch.compile`` (inductor generates no code for
-complex tensors: 3x slower) and fused Adam were measured too; ``docs/engine_speed.md`` has the
+complex tensors: 3x slower) and fused Adam were measured too, and so was fusing all weight stages
+into one ``2^n x 2^n`` unitary per model (1.3x slower at 6 qubits for one model, 2.9x for 24: the
+64x64 products cost 8x the arithmetic of the factored stages); ``docs/engine_speed.md`` has the
 numbers and why the step at 6 qubits stays ~30x above its arithmetic floor in eager torch.
 
 Mid-circuit measurements are handled exactly by deferred measurement: a measured qubit must never

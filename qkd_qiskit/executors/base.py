@@ -51,9 +51,12 @@ class TasksFailed(ValueError):
 
 
 class Executor(Protocol):
-    """Runs tasks and yields an :class:`Outcome` for each as it finishes (any order)."""
+    """Runs tasks and yields an :class:`Outcome` for each as it finishes (any order).
+
+    ``in_process``: tasks run in the caller's process (their progress bars can be shown)."""
 
     name: str
+    in_process: bool
 
     def run(self, tasks: Sequence[Task]) -> Iterator[Outcome]: ...
 

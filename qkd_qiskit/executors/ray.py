@@ -71,6 +71,7 @@ class RayExecutor:
     (a local instance it started stops; a cluster keeps running)."""
 
     name = "ray"
+    in_process = False
 
     def __init__(self, address: str | None = None, chunk_size: int | None = None, max_retries: int = 3,
                  num_cpus: int | None = None):

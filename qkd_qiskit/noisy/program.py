@@ -56,6 +56,7 @@ class BlockProgram:
         self.n_qubits, self.dtype = n_qubits, dtype
         self.one, self.two = f(tables.one), f(tables.two)
         self.one_angle, self.two_angle = i(tables.one_angle), i(tables.two_angle)
+        self.two_fixed = bool((np.asarray(tables.two_angle) < 0).all())
         self.coef, self.offset = f(tables.coef), f(tables.offset)
         n_one = tables.one.shape[0] - 1
         length = max((len(s) for s in tables.segments), default=0)
@@ -82,7 +83,10 @@ class BlockProgram:
         prod = seg[:, :, 0] if seg.shape[2] else one[:, -1:].expand(m, len(self.segments), 4, 4)
         for step in range(1, seg.shape[2]):
             prod = seg[:, :, step] @ prod
-        mid = self._channels(self.two, self.two_angle, cos, sin)[:, self.mid]
+        if self.two_fixed:  # no angle on any two-qubit gate (every cz / ecr): the constant matrices, not M copies
+            mid = self.two[self.mid, 0].expand(m, -1, -1, -1)
+        else:
+            mid = self._channels(self.two, self.two_angle, cos, sin)[:, self.mid]
         kron = lambda idx: torch.einsum("mnij,mnkl->mnikjl", prod[:, idx[:, 1]], prod[:, idx[:, 0]]).reshape(
             m, len(idx), 16, 16)
         units = kron(self.post) @ mid @ kron(self.pre)
@@ -112,6 +116,11 @@ class BlockProgram:
             qubits = new
         canonical = [k - 1 - j for j in range(k)]
         return t.permute(0, k + 1, *[1 + qubits.index(q) for q in canonical]).reshape(m, n_vec, 4**k)
+
+    def apply(self, vectors: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
+        """Vectors ``(M, V, 4^k)`` pushed through given block matrices ``(M, n_blocks, 16, 16)``
+        (Schrödinger; e.g. blocks assembled by the caller from shared and per-sample ones)."""
+        return self._sweep(vectors, blocks, range(len(self.pairs)), transpose=False)
 
     def propagate(self, weights: torch.Tensor, observables: torch.Tensor | None = None) -> torch.Tensor:
         """The observables pulled back through the part (Heisenberg, ``o' = R^T o``): ``(M, K, 4^k)``;

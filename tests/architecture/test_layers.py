@@ -31,7 +31,7 @@ LAYERS = [
     {"experiments", "studies", "sweep", "reuse"},
     {"calibrate", "evaluate"},
     {"jobs"},
-    {"report", "circuit_report", "noise_study", "kd_regimes"},
+    {"report", "circuit_report", "noise_study", "kd_regimes", "robustness"},
     {"bench", "cli"},
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
