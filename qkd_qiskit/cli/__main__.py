@@ -1,0 +1,5 @@
+"""``python -m qkd_qiskit.cli``: the ``qkd`` command."""
+
+from . import main
+
+main()
