@@ -33,6 +33,7 @@ from .calibrate import CalibratedHead, backend_of, calibrated_logits, keep_backe
 from .data import Dataset, stratified_subset
 from .distill import classification_metrics, predict_logits
 from .executors import Executor, Task, TasksFailed, check_executor, chunk_name, chunked, make_executor, run_tasks
+from .figures import png_bytes, pyplot
 from .noisy import ptm_sampler, sampled_readouts
 from .outdir import check_output_dir, lock_output_dir
 from .progress import progress_bar
@@ -121,10 +122,7 @@ def exact_vs_backend_figure(summary: Sequence[dict], backend: str) -> Any:
     """Matplotlib figure of a :func:`~qkd_qiskit.summaries.backend_summary`: one row per student, a
     panel without and one with KD; exact macro-F1 (hollow) joined to the backend's (filled), mean
     over seeds with the std as error bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     models = list(dict.fromkeys(s["model"] for s in summary))
     get = {(s["model"], bool(s["kd"])): s for s in summary}
@@ -157,15 +155,7 @@ def exact_vs_backend_figure(summary: Sequence[dict], backend: str) -> Any:
 
 def exact_vs_backend_png(summary: Sequence[dict], backend: str) -> bytes:
     """``exact_vs_backend.png`` (see :func:`exact_vs_backend_figure`)."""
-    import io
-
-    import matplotlib.pyplot as plt
-
-    fig = exact_vs_backend_figure(summary, backend)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(exact_vs_backend_figure(summary, backend))
 
 
 # --------------------------------------------------------------------------------------------------

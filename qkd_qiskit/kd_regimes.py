@@ -11,28 +11,28 @@ many cells, and with 12 seeds the smallest attainable two-sided Wilcoxon p is ``
 reach 0.05 in a family of more than 102 cells however large an effect is. The figure plots the mean
 paired KD gain against ``n_train`` per student, one line per temperature and noise level.
 
-Holm is written by hand (six lines): SciPy has Benjamini-Hochberg but no Holm, and statsmodels is
-not a dependency.
+Both corrections live in :mod:`qkd_qiskit.summaries` (:func:`~qkd_qiskit.summaries.holm`,
+:func:`~qkd_qiskit.summaries.benjamini_hochberg`).
 
 Example:
-    >>> holm([0.01, 0.04, 0.03, 0.5])
-    [0.04, 0.09, 0.09, 0.5]
+    >>> cells = [{"p_wilcoxon": 0.01}, {"p_wilcoxon": 0.04}]
+    >>> [round(v, 3) for v in benjamini_hochberg([c["p_wilcoxon"] for c in cells])], holm([0.01, 0.04])
+    ([0.02, 0.04], [0.02, 0.04])
 """
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from scipy.stats import false_discovery_control
 
 from .atomic import atomic_write_bytes, atomic_write_csv, atomic_write_text
+from .figures import png_bytes, pyplot
 from .rundir import plan_units
 from .strict import read_json
-from .summaries import WILCOXON_TEST, group_rows, paired_kd_tests, sample_std
+from .summaries import WILCOXON_TEST, benjamini_hochberg, group_rows, holm, paired_kd_tests, sample_std
 from .sweep import Sweep, combined_rows, expand
 
 AXES = ("data.n_train", "data.label_noise", "kd.temperature")
@@ -41,26 +41,6 @@ AXES = ("data.n_train", "data.label_noise", "kd.temperature")
 CELL_COLUMNS = ["student", "n_train", "label_noise", "temperature", "n_seeds", "teacher_f1", "mean_f1_nokd",
                 "std_f1_nokd", "mean_f1_kd", "std_f1_kd", "mean_diff", "std_diff", "wins", "losses",
                 "p_wilcoxon", "p_method", "p_holm", "p_bh"]
-
-
-def holm(p: Sequence[float]) -> list[float]:
-    """Holm-adjusted p-values (step-down, monotone, capped at 1), in the input order; NaN stays NaN."""
-    p = np.asarray(p, dtype=float)
-    ok = np.flatnonzero(~np.isnan(p))
-    order = ok[np.argsort(p[ok], kind="stable")]
-    adj = np.maximum.accumulate(np.minimum((len(ok) - np.arange(len(ok))) * p[order], 1.0))
-    out = p.copy()
-    out[order] = adj
-    return [round(float(v), 12) for v in out]
-
-
-def _bh(p: Sequence[float]) -> list[float]:
-    p = np.asarray(p, dtype=float)
-    out = p.copy()
-    ok = ~np.isnan(p)
-    if ok.any():
-        out[ok] = false_discovery_control(p[ok], method="bh")
-    return [float(v) for v in out]
 
 
 def kd_cells(rows: Sequence[dict], defaults: dict | None = None, students: Sequence[str] = ()) -> list[dict]:
@@ -87,7 +67,8 @@ def kd_cells(rows: Sequence[dict], defaults: dict | None = None, students: Seque
     rank = {s: i for i, s in enumerate(students)}
     cells.sort(key=lambda c: (rank.get(c["student"], len(rank)), c["n_train"] or 0, c["label_noise"],
                               c["temperature"]))
-    for c, ph, pb in zip(cells, holm([c["p_wilcoxon"] for c in cells]), _bh([c["p_wilcoxon"] for c in cells])):
+    p = [c["p_wilcoxon"] for c in cells]
+    for c, ph, pb in zip(cells, holm(p), benjamini_hochberg(p)):
         c["p_holm"], c["p_bh"] = ph, pb
     return cells
 
@@ -122,10 +103,7 @@ def figure(cells: list[dict]) -> bytes:
     """PNG: mean paired KD gain vs n_train (log axis), one panel per student, one line per
     (temperature, noise); filled markers where p_bh < 0.05; error bars = std of the paired
     differences / sqrt(seeds)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     students = list(dict.fromkeys(c["student"] for c in cells))
     temps = sorted({c["temperature"] for c in cells})
@@ -155,10 +133,7 @@ def figure(cells: list[dict]) -> bytes:
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle("KD gain vs training-set size (dots: Benjamini-Hochberg p < 0.05)", fontsize=10)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)
 
 
 def load_study(out: str | Path) -> tuple[Sweep, list[dict]]:

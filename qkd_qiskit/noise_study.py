@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -29,6 +28,7 @@ from .atomic import atomic_write_bytes, atomic_write_csv, atomic_write_text
 from .backends import load_profile
 from .calibrate import calibrate_run
 from .evaluate import evaluate_run
+from .figures import png_bytes, pyplot
 from .summaries import backend_summary
 
 DEFAULT_PROFILES = ("aer-fake-kingston", "aer-fake-sherbrooke")
@@ -94,10 +94,7 @@ def markdown(table: Sequence[dict]) -> str:
 
 def figure(table: Sequence[dict]) -> bytes:
     """One panel per (profile, shots, mitigation): exact, raw and calibrated macro-F1 per student."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     panels = list(dict.fromkeys((r["profile"], r["shots"], r["mitigation"]) for r in table))
     fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4.2 * max(1, len(panels)), 3.6), squeeze=False,
@@ -115,7 +112,4 @@ def figure(table: Sequence[dict]) -> bytes:
     axes[0][0].set_ylabel("test macro-F1")
     axes[0][0].legend(fontsize=7, loc="lower left")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)

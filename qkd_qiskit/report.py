@@ -9,7 +9,6 @@ Example:
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from .atomic import atomic_write_bytes, atomic_write_csv, atomic_write_text
 from .config import parse_config
+from .figures import png_bytes, pyplot
 from .outdir import check_output_dir
 from .rundir import RunDir, plan_units, training_dir
 from .summaries import WILCOXON_TEST, grid_summary, paired_kd_tests, run_summary
@@ -93,28 +93,12 @@ VERTICAL_MAX_MODELS = 10
 """Up to this many students figure1.png has vertical bars (the paper's Fig. 1); more get one row each."""
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig, dpi: int) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    _pyplot().close(fig)
-    return buf.getvalue()
-
-
 def figure_object(summary: list[dict], title: str):
     """The matplotlib figure of :func:`figure`. Up to :data:`VERTICAL_MAX_MODELS` students: grouped
     vertical bars of mean F1, KD vs no KD, variance on top, parameter count at the base (the paper's
     Fig. 1). More students (the Hasan grid): one row per student, horizontal bars, the parameter count
     in the label and ``mean +- std`` at the bar's end, so the figure stays a readable size."""
-    plt = _pyplot()
+    plt = pyplot()
     students = [s for s in summary if not s["model"].endswith("(teacher)")]
     models = list(dict.fromkeys(s["model"] for s in students))
     get = {(s["model"], s["kd"]): s for s in students}
@@ -174,7 +158,7 @@ def figure_object(summary: list[dict], title: str):
 
 def figure(summary: list[dict], title: str) -> bytes:
     """figure1.png: mean test F1 per student, KD vs no KD (see :func:`figure_object`)."""
-    return _png(figure_object(summary, title), dpi=130)
+    return png_bytes(figure_object(summary, title), dpi=130)
 
 
 def _in_config_order(run: RunDir, rows: list[dict]) -> list[dict]:
@@ -252,14 +236,14 @@ def hasan_markdown(summary: list[dict], dataset: str, missing: list[str]) -> str
 
 def hasan_figure(summary: list[dict], title: str) -> bytes:
     """hasan_<dataset>.png (see :func:`hasan_figure_object`)."""
-    return _png(hasan_figure_object(summary, title), dpi=120)
+    return png_bytes(hasan_figure_object(summary, title), dpi=120)
 
 
 def hasan_figure_object(summary: list[dict], title: str):
     """One panel per qubit count: test accuracy by reduction (groups) and encoding (colours), KD
     (solid) vs no KD (hatched), std as error bars; the teacher as a dashed line; the legend in a row
     under the panels, clear of the bars."""
-    plt = _pyplot()
+    plt = pyplot()
     students = [s for s in summary if not s["student"].endswith("(teacher)")]
     teacher = [s for s in summary if s["student"].endswith("(teacher)")]
     qubits = sorted({s["qubits"] for s in students})

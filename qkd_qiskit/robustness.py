@@ -31,13 +31,11 @@ Example:
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from scipy.stats import false_discovery_control
 
 from .atomic import atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
 from .backends import load_profile
@@ -45,8 +43,9 @@ from .calibrate import calibrate_run
 from .config import ExperimentConfig
 from .evaluate import evaluate_run, evaluation_dir
 from .experiments import run_experiment
+from .figures import png_bytes, pyplot
 from .strict import read_json
-from .summaries import WILCOXON_TEST, paired_kd_tests, sample_std
+from .summaries import WILCOXON_TEST, benjamini_hochberg, paired_kd_tests, sample_std
 
 DEVICES = ("aer-fake-kingston", "aer-fake-sherbrooke")
 """A Heron (r2) and an Eagle (r3) device profile, 1024 shots each."""
@@ -209,21 +208,6 @@ def robustness_cells(rows: Sequence[dict]) -> list[dict]:
     return cells
 
 
-def benjamini_hochberg(p: Sequence[float]) -> list[float]:
-    """BH-adjusted p-values (SciPy), NaN kept.
-
-    Example:
-        >>> benjamini_hochberg([0.01, float("nan"), 0.04, 0.03])
-        [0.03, nan, 0.04, 0.04]
-    """
-    a = np.asarray(p, dtype=float)
-    out = a.copy()
-    ok = ~np.isnan(a)
-    if ok.any():
-        out[ok] = false_discovery_control(a[ok], method="bh")
-    return [round(float(v), 12) for v in out]
-
-
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return "nan" if math.isnan(v) else f"{v:.3g}" if v < 1e-3 else f"{v:.3f}"
@@ -255,10 +239,7 @@ def figure(cells: Sequence[dict]) -> bytes:
     """PNG: one panel per device; a row per (student, variant); noisy test macro-F1 without KD
     (hollow) and with KD (filled), raw (circles), calibrated (squares) and renormalised (triangles),
     exact F1 without KD (grey bar); mean over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     devices = list(dict.fromkeys(c["device"] for c in cells))
     rows = list(dict.fromkeys((c["student"], c["variant"]) for c in cells))
@@ -289,10 +270,7 @@ def figure(cells: Sequence[dict]) -> bytes:
     axes[0][-1].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle("Robustness: noisy test macro-F1 per student and variant (1024 shots)", fontsize=10)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)
 
 
 def write_robustness_report(out: str | Path, cfg: ExperimentConfig) -> dict:

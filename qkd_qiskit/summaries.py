@@ -22,7 +22,7 @@ from collections import defaultdict
 from typing import Any, Sequence
 
 import numpy as np
-from scipy.stats import wilcoxon
+from scipy.stats import false_discovery_control, wilcoxon
 
 
 def group_rows(rows: Sequence[dict], keys: Sequence[str] = ("model", "role", "kd")) -> dict[tuple, list[dict]]:
@@ -153,3 +153,37 @@ def paired_kd_tests(rows: Sequence[dict]) -> list[dict]:
                       "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()), "p_wilcoxon": p,
                       "p_method": method, "p_wilcoxon_drop_zeros": p_drop, "note": note})
     return tests
+
+
+def holm(p: Sequence[float]) -> list[float]:
+    """Holm-adjusted p-values (step-down, monotone, capped at 1), in the input order; NaN stays NaN.
+
+    Written by hand (six lines): SciPy has Benjamini-Hochberg but no Holm, and statsmodels is not a
+    dependency.
+
+    Example:
+        >>> holm([0.01, 0.04, 0.03, 0.5])
+        [0.04, 0.09, 0.09, 0.5]
+    """
+    p = np.asarray(p, dtype=float)
+    ok = np.flatnonzero(~np.isnan(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    adj = np.maximum.accumulate(np.minimum((len(ok) - np.arange(len(ok))) * p[order], 1.0))
+    out = p.copy()
+    out[order] = adj
+    return [round(float(v), 12) for v in out]
+
+
+def benjamini_hochberg(p: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg-adjusted p-values (``scipy.stats.false_discovery_control``), NaN kept.
+
+    Example:
+        >>> benjamini_hochberg([0.01, float("nan"), 0.04, 0.03])
+        [0.03, nan, 0.04, 0.04]
+    """
+    a = np.asarray(p, dtype=float)
+    out = a.copy()
+    ok = ~np.isnan(a)
+    if ok.any():
+        out[ok] = false_discovery_control(a[ok], method="bh")
+    return [round(float(v), 12) for v in out]

@@ -16,7 +16,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "qkd_qiskit"
 
 LAYERS = [
-    {"readout", "atomic", "outdir", "strict", "catalog", "progress", "shipped", "threads", "executors"},  # conventions, file helpers, shipped files, torch threads
+    {"readout", "atomic", "outdir", "strict", "catalog", "progress", "shipped", "threads", "executors", "figures"},  # conventions, file helpers, shipped files, torch threads
     {"config"},
     {"data"},
     {"circuits"},

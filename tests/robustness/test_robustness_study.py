@@ -10,7 +10,8 @@ import pytest
 from scipy.stats import wilcoxon
 
 from qkd_qiskit.config import parse_config
-from qkd_qiskit.robustness import CELL_COLUMNS, benjamini_hochberg, robustness_cells, run_robustness
+from qkd_qiskit.robustness import CELL_COLUMNS, robustness_cells, run_robustness
+from qkd_qiskit.summaries import benjamini_hochberg
 
 from conftest import HANG_GUARD_S, qkd_cmd
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from scipy.stats import false_discovery_control, wilcoxon
 
-from qkd_qiskit.kd_regimes import holm, kd_cells
+from qkd_qiskit.kd_regimes import kd_cells
+from qkd_qiskit.summaries import holm
 
 
 def _rows(rng):
