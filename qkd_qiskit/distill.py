@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .models import narrow_models, narrowable, restore_models
 from .progress import progress_bar
 
 
@@ -108,19 +109,21 @@ def train_ensemble(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x
                    y_val: np.ndarray, seeds: Sequence[int], settings: TrainSettings,
                    teacher_train: torch.Tensor | None = None, teacher_val: torch.Tensor | None = None,
                    kd: KDWeights = KDWeights(), kd_mask: torch.Tensor | None = None, desc: str = "train",
-                   progress: bool = True) -> list[ModelOutcome]:
+                   progress: bool = True, narrow: bool = True) -> list[ModelOutcome]:
     """Train the M models of ``model`` (M = ``len(seeds)``) with Adam and per-model early stopping.
 
     ``teacher_train``/``teacher_val`` are teacher logits ``(M, N, C)`` (KD on) or ``None`` (KD off);
     ``kd_mask`` ``(M,)`` selects which models use them (default: all).
     The validation loss that drives early stopping is the same objective as training, on the
-    validation split. On return every model holds its best-validation weights.
+    validation split. With ``narrow`` (when the model allows it, :func:`~qkd_qiskit.models.narrowable`)
+    a model that stops leaves the batch (:func:`~qkd_qiskit.models.narrow_models`; see
+    :data:`NARROW_FLOOR`), so the others' steps get cheaper; what they compute is unchanged bit for
+    bit. On return every model holds its best-validation weights.
     """
     ref = next(model.parameters())
     n_models, n = len(seeds), len(x_train)
     xt, yt = prepare_inputs(model, _to(x_train, ref)), torch.as_tensor(y_train, device=ref.device)
-    xv = prepare_inputs(model, _to(x_val, ref)).unsqueeze(0).expand(n_models, -1, -1)
-    yv = torch.as_tensor(y_val, device=ref.device).unsqueeze(0).expand(n_models, -1)
+    xv, yv = prepare_inputs(model, _to(x_val, ref)), torch.as_tensor(y_val, device=ref.device)
     order_gens = [torch.Generator().manual_seed(int(s) + 7919) for s in seeds]
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
     best = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -128,38 +131,47 @@ def train_ensemble(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x
     best_epoch = torch.zeros(n_models, dtype=torch.long)
     stopped_at = torch.zeros(n_models, dtype=torch.long)
     outcomes = [ModelOutcome(0, 0, math.inf) for _ in seeds]
-    rows = torch.arange(n_models, device=ref.device).unsqueeze(1)
+    batch = _Batch(torch.arange(n_models), teacher_train, teacher_val, kd_mask, ref.device)
+    narrow = narrow and narrowable(model)
     bar = progress_bar(range(1, settings.max_epochs + 1), enabled=progress, desc=desc, leave=False,
                        mininterval=0.5)
     for epoch in bar:
         model.train()
-        perms = torch.stack([torch.randperm(n, generator=g) for g in order_gens]).to(ref.device)
-        train_loss = torch.zeros(n_models, dtype=torch.float64)
+        ids = batch.ids
+        perms = torch.stack([torch.randperm(n, generator=order_gens[m]) for m in ids.tolist()]).to(ref.device)
+        train_loss = torch.zeros(len(ids), dtype=torch.float64)
         for start in range(0, n, settings.batch_size):
             idx = perms[:, start:start + settings.batch_size]
-            t_batch = teacher_train[rows, idx] if teacher_train is not None else None
-            loss = distillation_loss(apply_model(model, xt[idx]), yt[idx], t_batch, kd, kd_mask)
+            t_batch = batch.t_train[batch.rows, idx] if batch.t_train is not None else None
+            loss = distillation_loss(apply_model(model, xt[idx]), yt[idx], t_batch, kd, batch.kd_mask)
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             opt.step()
             train_loss += loss.detach().double().cpu() * idx.shape[1]
         model.eval()
         with torch.no_grad():
-            val_loss = distillation_loss(apply_model(model, xv), yv, teacher_val, kd, kd_mask).double().cpu()
+            val_loss = torch.full((n_models,), math.inf, dtype=torch.float64)
+            val_loss[ids] = distillation_loss(apply_model(model, xv.expand(len(ids), -1, -1)),
+                                              yv.expand(len(ids), -1), batch.t_val, kd, batch.kd_mask).double().cpu()
         active = stopped_at == 0
         improved = active & (val_loss < best_loss)
         best_loss = torch.where(improved, val_loss, best_loss)
         best_epoch = torch.where(improved, torch.full_like(best_epoch, epoch), best_epoch)
-        _keep_best(best, model, improved.to(ref.device))
+        _keep_best(best, model, ids, improved[ids].to(ref.device))
         newly_stopped = active & (epoch - best_epoch >= settings.patience)
         stopped_at = torch.where(newly_stopped, torch.full_like(stopped_at, epoch), stopped_at)
-        for m in torch.nonzero(active).flatten().tolist():
-            outcomes[m].history.append({"epoch": epoch, "train_loss": float(train_loss[m] / n),
+        for pos, m in enumerate(ids.tolist()):
+            if not active[m]:
+                continue
+            outcomes[m].history.append({"epoch": epoch, "train_loss": float(train_loss[pos] / n),
                                         "val_loss": float(val_loss[m])})
         bar.set_postfix(active=int((stopped_at == 0).sum()), best_val=f"{float(best_loss.min()):.4f}")
         if bool((stopped_at > 0).all()):
             break
+        if narrow and bool(newly_stopped.any()):
+            batch = batch.narrowed(model, opt, stopped_at[ids] == 0)
     stopped_at = torch.where(stopped_at == 0, torch.full_like(stopped_at, epoch), stopped_at)
+    restore_models(model, best)
     model.load_state_dict(best)
     for m, o in enumerate(outcomes):
         o.best_epoch, o.epochs_trained = int(best_epoch[m]), int(stopped_at[m])
@@ -167,11 +179,57 @@ def train_ensemble(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x
     return outcomes
 
 
+NARROW_FLOOR = 4
+"""The fewest models a batch is narrowed to. From 4 models up, every architecture's forward and
+backward give each model the same bits whatever the other models are (CPU, measured for the
+Piperno students and checked by tests/training/test_early_stop_narrowing.py); with 1-3 models some
+gradients differ in the last bits (BLAS picks other kernels for so few rows), so below 4 the stopped
+models stay in the batch as passengers and the result of every unit is that of the un-narrowed run."""
+
+
+@dataclass
+class _Batch:
+    """The models still training (``ids``: indices into the ensemble as built) and their slices of
+    the per-model inputs."""
+
+    ids: torch.Tensor
+    t_train: torch.Tensor | None
+    t_val: torch.Tensor | None
+    kd_mask: torch.Tensor | None
+    device: torch.device
+
+    @property
+    def rows(self) -> torch.Tensor:
+        return torch.arange(len(self.ids), device=self.device).unsqueeze(1)
+
+    def narrowed(self, model: nn.Module, opt: torch.optim.Optimizer, keep: torch.Tensor) -> "_Batch":
+        """Drop the models not in ``keep`` (a mask over ``ids``) from the model, the optimizer's
+        per-parameter state (Adam's moments are stacked over models like the parameters) and here."""
+        keep = keep.clone()
+        for pos in torch.nonzero(~keep).flatten().tolist()[:max(0, NARROW_FLOOR - int(keep.sum()))]:
+            keep[pos] = True  # a stopped passenger: computed, never used
+        if bool(keep.all()):
+            return self
+        rows = torch.nonzero(keep).flatten()
+        ids = self.ids[rows]
+        size = len(self.ids)
+        narrow_models(model, rows.tolist(), ids.tolist())
+        for state in opt.state.values():
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.dim() and value.shape[0] == size:
+                    state[key] = value[rows.to(value.device)].clone()
+        dev = rows.to(self.device)
+        pick = (lambda t: None if t is None else t[dev])
+        return _Batch(ids, pick(self.t_train), pick(self.t_val), pick(self.kd_mask), self.device)
+
+
 @torch.no_grad()
-def _keep_best(best: dict[str, torch.Tensor], model: nn.Module, improved: torch.Tensor) -> None:
+def _keep_best(best: dict[str, torch.Tensor], model: nn.Module, ids: torch.Tensor, improved: torch.Tensor) -> None:
+    """Copy the improved models' tensors (positions of ``ids``) into ``best`` (all models)."""
     for k, v in model.state_dict().items():
         mask = improved.view(-1, *([1] * (v.dim() - 1)))
-        best[k] = torch.where(mask, v.detach(), best[k])
+        rows = ids.to(v.device)
+        best[k][rows] = torch.where(mask, v.detach(), best[k][rows])
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict:

@@ -277,5 +277,6 @@ class QNNLayer(nn.Module):
         m, b, f = x.shape
         angles = self.student.input_angles(x.detach().reshape(m * b, f).double().cpu().numpy())
         angles = torch.as_tensor(np.asarray(angles)).reshape(m, b, -1)
-        outs = [conn(angles[i], self.weights[i]) for i, conn in enumerate(self.connectors())]
+        conns = self.connectors()  # identical per model; the trainer may have dropped stopped models
+        outs = [conns[i](angles[i], self.weights[i]) for i in range(m)]
         return torch.stack(outs).to(self.weights.dtype)

@@ -40,7 +40,7 @@ from .batch import bindings, bits_to_probs, check_batch, probs_to_readouts
 from .devices import (TOKEN_ENV, device_noise_model, device_relaxes_delays, fake_device, fake_device_names,
                       has_ibm_credentials, preset_pass_manager, redact)
 from .exact import StatevectorBackend
-from .fastpath import Compacted, apply_readout_errors, sample_probs
+from .fastpath import Compacted, apply_readout_errors, memo_key, memoised, sample_probs
 from .noise import (RestrictedNoiseModel, load_noise_model, measurement_noise_is_classical, noise_errors,
                     readout_matrix, restrict_noise_model, save_noise_model)
 from .profiles import (PROFILE_DIR, AerProfile, DynamicalDecoupling, IBMProfile, Profile, ProfileError,
@@ -49,7 +49,7 @@ from .runtime import IBMRuntimeBackend
 from .transpile import Transpiled, active_qubits, compact, transpile_once
 
 __all__ = [
-    "PROFILE_DIR", "TOKEN_ENV", "AerBackend", "AerProfile", "Backend", "Compacted", "DynamicalDecoupling",
+    "PROFILE_DIR", "TOKEN_ENV", "AerBackend", "AerProfile", "Backend", "Compacted", "memo_key", "memoised", "DynamicalDecoupling",
     "IBMProfile", "IBMRuntimeBackend", "Profile", "ProfileError", "RestrictedNoiseModel", "StatevectorBackend",
     "StatevectorProfile", "Transpiled", "Twirling", "active_qubits", "apply_readout_errors", "bindings",
     "bits_to_probs", "check_batch", "compact", "device_noise_model", "device_relaxes_delays", "fake_device",

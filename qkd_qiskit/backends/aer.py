@@ -111,14 +111,22 @@ class AerBackend(Backend):
         if self.profile.fast_eval:
             cmp = self.compacted(student)
             if cmp.fast_path_ok:
-                probs = cmp.probabilities(student, w, a)
-                freqs = sample_probs(probs, self.profile.shots, seed)
-                matrices = [readout_matrix(cmp.noise_model, q) for q in cmp.readout_positions(student)]
-                return probs_to_readouts(student, self._mitigated(freqs, matrices))
+                return self.sampled_from(student, cmp.probabilities(student, w, a), seed)
         freqs = self.sampler_probs(student, w, a, seed)
         physical = readout_physical(self.transpiled(student).circuit, MEAS_REGISTER, student.readout_qubits)
         return probs_to_readouts(student, self._mitigated(freqs, [readout_matrix(self.noise_model, q)
                                                                    for q in physical]))
+
+    def sampled_from(self, student: Any, probs: np.ndarray, seed: int | None = None) -> np.ndarray:
+        """Read-outs ``(N, n_outputs)`` of exact noisy read-out probabilities ``(N, 2^k)`` of the
+        compact circuit (read-out errors included; from :meth:`Compacted.probabilities` or any
+        simulator of the same distribution): the profile's shots drawn with a seeded multinomial, then
+        its read-out mitigation."""
+        seed = self.profile.seed if seed is None else seed
+        cmp = self.compacted(student)
+        freqs = sample_probs(probs, self.profile.shots, seed)
+        matrices = [readout_matrix(cmp.noise_model, q) for q in cmp.readout_positions(student)]
+        return probs_to_readouts(student, self._mitigated(freqs, matrices))
 
     def _mitigated(self, freqs: np.ndarray, matrices: list[np.ndarray]) -> np.ndarray:
         """Sampled read-out frequencies, mthree-corrected with the noise model's assignment matrices

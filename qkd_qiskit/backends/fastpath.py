@@ -12,11 +12,11 @@ Example:
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
+from cachetools import LRUCache
 from qiskit import QuantumCircuit
 
 from ..readout import MEAS_REGISTER, measured_never_reused
@@ -46,20 +46,45 @@ def apply_readout_errors(probs: np.ndarray, matrices: Sequence[np.ndarray]) -> n
 MEMO_BYTES = 512 * 2**20
 """Bound of the process-wide memo of noisy probabilities (least recently used entries go first)."""
 
-_MEMO: "OrderedDict[bytes, np.ndarray]" = OrderedDict()
+_MEMO = LRUCache(maxsize=MEMO_BYTES, getsizeof=lambda a: a.nbytes)
 
 
-def _memo_get(key: bytes) -> np.ndarray | None:
+def memo_key(*parts: Any) -> bytes:
+    """A content key for :func:`memoised`: strings name the path, circuit and noise; arrays are taken
+    by dtype, shape and bytes (as float64)."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            h.update(f"{part.shape}".encode())
+            h.update(np.ascontiguousarray(part, dtype=np.float64).tobytes())
+        else:
+            h.update(f"{part}|".encode())
+    return h.digest()
+
+
+def memoised(key: bytes, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """A copy of the array memoised under ``key``, computed by ``compute()`` on a miss: the one memo of
+    noisy read-out probabilities of this process, shared by the Aer density-matrix path
+    (:meth:`Compacted.probabilities`) and the PTM path (:class:`qkd_qiskit.noisy.PtmSampler`), so
+    calibrating then evaluating a unit, or evaluating it at several shot counts or mitigations,
+    simulates each set of samples once. Keys name their path (the two paths agree to ~1e-9, not bit
+    for bit). LRU by bytes (``cachetools.LRUCache``), at most :data:`MEMO_BYTES`.
+
+    Example:
+        >>> calls = []
+        >>> key = memo_key("example", np.arange(3.0))
+        >>> for _ in range(2):
+        ...     _ = memoised(key, lambda: calls.append(1) or np.ones(2))
+        >>> len(calls)
+        1
+    """
     hit = _MEMO.get(key)
-    if hit is not None:
-        _MEMO.move_to_end(key)
-    return hit
-
-
-def _memo_put(key: bytes, probs: np.ndarray) -> None:
-    _MEMO[key] = probs
-    while sum(v.nbytes for v in _MEMO.values()) > MEMO_BYTES and len(_MEMO) > 1:
-        _MEMO.popitem(last=False)
+    if hit is None:
+        hit = compute()
+        if hit.nbytes <= MEMO_BYTES:
+            _MEMO[key] = hit.copy()
+        return hit
+    return hit.copy()
 
 
 def circuit_digest(circuit: QuantumCircuit) -> str:
@@ -130,21 +155,12 @@ class Compacted:
         """Exact noisy read-out distribution (N, 2^k): one density-matrix run, read-out errors applied
         (memoised per process when ``noise_key`` is set)."""
         positions = self.readout_positions(student)
-        key = None
-        if self.noise_key:
-            if self._digest is None:
-                self._digest = circuit_digest(self.unitary)
-            h = hashlib.sha256(f"{self.noise_key}|{self._digest}|{positions}|{weights.shape}|{angles.shape}".encode())
-            h.update(np.ascontiguousarray(weights, dtype=np.float64).tobytes())
-            h.update(np.ascontiguousarray(angles, dtype=np.float64).tobytes())
-            key = h.digest()
-            hit = _memo_get(key)
-            if hit is not None:
-                return hit.copy()
-        probs = self._simulate(student, weights, angles, positions)
-        if key is not None:
-            _memo_put(key, probs.copy())
-        return probs
+        if not self.noise_key:
+            return self._simulate(student, weights, angles, positions)
+        if self._digest is None:
+            self._digest = circuit_digest(self.unitary)
+        key = memo_key("aer-density-matrix", self.noise_key, self._digest, positions, weights, angles)
+        return memoised(key, lambda: self._simulate(student, weights, angles, positions))
 
     def _simulate(self, student: Any, weights: np.ndarray, angles: np.ndarray, positions: list[int]) -> np.ndarray:
         from qiskit_aer import AerSimulator

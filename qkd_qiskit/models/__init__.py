@@ -16,7 +16,8 @@ from ..catalog import ARCHITECTURES as QUANTUM_MODELS
 from ..catalog import IMAGE_MODELS as IMAGE_MODEL_NAMES
 from ..catalog import QUANTUM_STUDENT_MODELS
 from .embedding_fit import saved_terms
-from .ensemble import EnsembleLinear, EnsembleMLP, count_params, load_model_states, model_state, n_models
+from .ensemble import (EnsembleLinear, EnsembleMLP, count_params, load_model_states, model_state, n_models,
+                       narrow_models, narrowable, restore_models)
 from .hybrid import HybridStudent
 from .image_student import ImageStudent, build_hasan
 from .lenet import EnsembleLeNet5, build_lenet5
@@ -30,4 +31,4 @@ __all__ = ["EnsembleLeNet5", "EnsembleLinear", "EnsembleMLP", "HybridStudent", "
            "MODELS", "NEEDS_IMAGE_SHAPE", "NoisyStudent", "QNNStudent", "QUANTUM_MODELS", "QUANTUM_STUDENT_MODELS",
            "READOUT_NORMS",
            "REDUCTIONS", "ReadoutNorm", "Reduction", "build_hasan", "build_lenet5", "build_model", "count_params",
-           "load_model_states", "model_state", "n_models", "readout_statistics", "saved_terms"]
+           "load_model_states", "model_state", "n_models", "narrow_models", "narrowable", "restore_models", "readout_statistics", "saved_terms"]

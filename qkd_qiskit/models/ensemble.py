@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import math
+from itertools import chain
 from typing import Sequence
 
 import torch
@@ -82,3 +83,52 @@ def load_model_states(model: nn.Module, states: Sequence[dict[str, torch.Tensor]
     stacked = {k: torch.stack([s[k] for s in states]) for k in states[0]}
     model.load_state_dict(stacked)
     return model
+
+
+def narrowable(model: nn.Module) -> bool:
+    """Whether :func:`narrow_models` can drop models from ``model``: every parameter and buffer is
+    stacked over the models (leading dimension M) and saved in the ``state_dict``, so the full
+    ensemble can be restored from a ``state_dict`` of M models."""
+    tensors = list(chain(model.parameters(), model.buffers()))
+    m = tensors[0].shape[0] if tensors and tensors[0].dim() else None
+    saved = {id(t) for t in model.state_dict(keep_vars=True).values()}
+    return m is not None and all(t.dim() and t.shape[0] == m and id(t) in saved for t in tensors)
+
+
+def narrow_models(model: nn.Module, rows: Sequence[int], ids: Sequence[int]) -> None:
+    """Keep only the models at positions ``rows`` of the ensemble, in place (gradients dropped).
+
+    ``ids`` are the kept models' indices in the ensemble as built: a module holding per-model state
+    other than tensors (e.g. random generators) defines ``select_models(ids)`` and is told. The
+    trainer drops models that stopped early, so the others train on a smaller batch; the models that
+    remain compute exactly what they computed before (every op of this package is batched over the
+    model axis without mixing models; tests/training/test_early_stop_narrowing.py checks it bit for bit).
+    Restore the ensemble with :func:`restore_models`.
+
+    Example:
+        >>> mlp = EnsembleMLP([2, 1], [torch.Generator().manual_seed(s) for s in range(3)])
+        >>> w2 = mlp.layers[0].weight[2].clone()
+        >>> narrow_models(mlp, [2], ids=[2]); mlp.layers[0].weight.shape, torch.equal(mlp.layers[0].weight[0], w2)
+        (torch.Size([1, 2, 1]), True)
+    """
+    index = torch.as_tensor(list(rows), dtype=torch.long)
+    with torch.no_grad():
+        for t in chain(model.parameters(), model.buffers()):
+            t.set_(t[index.to(t.device)].clone())
+            t.grad = None
+    for mod in model.modules():
+        if hasattr(mod, "select_models"):
+            mod.select_models(list(ids))
+
+
+def restore_models(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Give a narrowed ensemble back all its models: every tensor takes its full-size value from
+    ``state`` (a ``state_dict`` of the whole ensemble), then per-model state is reset."""
+    with torch.no_grad():
+        for name, t in model.state_dict(keep_vars=True).items():
+            t.set_(state[name].detach().clone().to(t.device))
+            t.grad = None
+    m = next(iter(state.values())).shape[0]
+    for mod in model.modules():
+        if hasattr(mod, "select_models"):
+            mod.select_models(list(range(m)))

@@ -79,7 +79,7 @@ class NoisyStudent(HybridStudent):
         student = barrier_student(student)
         super().__init__(student, n_classes, generators, dtype, head_hidden, readout_norm)
         self.backend = noise_backend(noise, student)
-        self.shots, self.generators = shots, list(generators)
+        self.shots, self.generators, self.all_generators = shots, list(generators), list(generators)
         self.sizes = (n_classes, tuple(head_hidden), readout_norm)
         self.simulator: NoisySimulator | None = None
         self.cache: dict[str, torch.Tensor] = {}
@@ -90,6 +90,11 @@ class NoisyStudent(HybridStudent):
         if self.simulator is None or self.simulator.dtype != w.dtype:
             self.simulator = NoisySimulator(self.student, self.backend, w.dtype, w.device)
         return self.simulator
+
+    def select_models(self, ids: Sequence[int]) -> None:
+        """The trainer kept models ``ids`` of the ensemble (:func:`~.ensemble.narrow_models`): their
+        shot-noise generators stay with them."""
+        self.generators = [self.all_generators[i] for i in ids]
 
     @property
     def encode(self) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -44,9 +44,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..backends import Backend, check_batch, probs_to_readouts, readout_matrix, sample_probs
+from ..backends import Backend, check_batch, memo_key, memoised, readout_matrix
 from ..backends.fastpath import circuit_digest
-from ..backends.mitigation import mitigate_frequencies
 from .assignment import ReadoutMap
 from .blocks import BlockTables, fuse_blocks
 from .channels import ErrorTable, circuit_channels
@@ -122,7 +121,9 @@ class PtmSampler:
         self.readout = ReadoutMap.build("probs", positions, [readout_matrix(cmp.noise_model, q) for q in positions])
         self.columns = [z_string_index(o) for o in self.readout.observables]
         self._states: "OrderedDict[bytes, np.ndarray]" = OrderedDict()
-        self._memo: "OrderedDict[bytes, np.ndarray]" = OrderedDict()
+        self.memo_name = (f"ptm|{whole}|{cmp.noise_key}|{circuit_digest(cmp.unitary)}|{positions}|"
+                          f"{[p.name for p in student.input_params]}|{[p.name for p in student.weight_params]}"
+                          if cmp.noise_key else "")
         try:
             if whole:
                 raise ValueError("whole circuit asked for")
@@ -161,22 +162,15 @@ class PtmSampler:
 
     def probabilities(self, weights: np.ndarray, angles: np.ndarray) -> np.ndarray:
         """Noisy read-out distribution ``(N, 2^k)``, read-out errors applied (as ``Compacted.probabilities``);
-        memoised by content (bounded), so calibrating then evaluating a unit, or evaluating it at several
-        shot counts or mitigations, simulates each set of samples once."""
-        h = hashlib.sha256(f"{weights.shape}{angles.shape}".encode())
-        h.update(np.ascontiguousarray(weights, dtype=np.float64).tobytes())
-        h.update(np.ascontiguousarray(angles, dtype=np.float64).tobytes())
-        key = h.digest()
-        if key not in self._memo:
-            self._memo[key] = self.z_strings(weights, angles) @ self.readout.matrix.T + self.readout.bias
-            while sum(v.nbytes for v in self._memo.values()) > MEMO_BYTES and len(self._memo) > 1:
-                self._memo.popitem(last=False)
-        self._memo.move_to_end(key)
-        return self._memo[key].copy()
+        memoised by content in the process's memo of noisy probabilities
+        (:func:`~qkd_qiskit.backends.memoised`) when the noise model is named."""
+        def compute() -> np.ndarray:
+            return self.z_strings(weights, angles) @ self.readout.matrix.T + self.readout.bias
 
+        if not self.memo_name:
+            return compute()
+        return memoised(memo_key(self.memo_name, weights, angles), compute)
 
-MEMO_BYTES = 64 * 2**20
-"""Bound of each sampler's memo of noisy probabilities (least recently used entries go first)."""
 
 _SAMPLERS: "OrderedDict[str, PtmSampler | None]" = OrderedDict()
 """Samplers of the last few (noise model, compact ISA circuit) pairs of this process, shared by
@@ -209,11 +203,4 @@ def sampled_readouts(backend: Backend, student: Any, weights: Any, angles: Any, 
     if sampler is None:
         return backend.readouts(student, weights, angles, seed=seed)
     w, a = check_batch(student, weights, angles)
-    seed = backend.profile.seed if seed is None else seed
-    probs = sampler.probabilities(w, a)
-    freqs = sample_probs(probs, backend.profile.shots, seed)
-    if backend.profile.mitigation == "mthree":
-        matrices = [readout_matrix(backend.compacted(student).noise_model, q)
-                    for q in backend.compacted(student).readout_positions(student)]
-        freqs = mitigate_frequencies(freqs, backend.profile.shots, matrices)
-    return probs_to_readouts(student, freqs)
+    return backend.sampled_from(student, sampler.probabilities(w, a), seed)
