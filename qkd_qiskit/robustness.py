@@ -12,7 +12,9 @@ evaluated only on the device it was trained for). A label ``<student>_<tag>`` na
 2. calibrates every student's head on each device (``qkd calibrate``: training and validation
    subsets only, never the test split; into ``OUT/run/calibration/<device>``),
 3. evaluates it on the test split on each device (``qkd evaluate``, the profile's shots, into
-   ``OUT/eval/<device>``), raw (trained head) and calibrated (refitted head),
+   ``OUT/eval/<device>``), raw (trained head) and calibrated (refitted head); students wider than
+   :data:`WIDE_QUBITS` on a fixed class-stratified subset of the test split (:func:`evaluated_samples`,
+   into ``OUT/eval-n<samples>/<device>``),
 4. writes ``robustness.csv`` / ``robustness.md`` / ``robustness.png`` (:func:`write_robustness_report`).
 
 Every step resumes (finished units are skipped) and writes atomically. A *cell* is (student, variant,
@@ -58,7 +60,13 @@ READOUTS = ("raw", "calibrated", "renormalised")
 """Heads on the noisy read-outs: the trained one; one refitted per device (``qkd calibrate``); for
 ``readout-norm`` students the trained one standardising with the device's own read-out statistics of
 the calibration's training samples (``f1_macro_renormalised`` of ``qkd evaluate``)."""
-CELL_COLUMNS = ["student", "variant", "device", "readout", "trained_for", "n_seeds", "exact_nokd_mean",
+WIDE_QUBITS, WIDE_TEST_SAMPLES = 6, 120
+"""Students on more than ``WIDE_QUBITS`` qubits (option ``qubits``) are evaluated on a class-stratified
+subset of ``WIDE_TEST_SAMPLES`` test samples (``qkd evaluate --max-samples``: the same subset for every
+unit and device, fixed before any result): a noisy 8-qubit evaluation costs ~0.07-0.35 s per sample
+and unit on the PTM path (more in larger batches and on a loaded machine) and ~2.6 s on Aer's (README,
+"Robustness study")."""
+CELL_COLUMNS = ["student", "variant", "device", "readout", "trained_for", "n_seeds", "n_test", "exact_nokd_mean",
                 "exact_nokd_std", "exact_kd_mean", "exact_kd_std", "noisy_nokd_mean", "noisy_nokd_std",
                 "noisy_kd_mean", "noisy_kd_std", "mean_diff", "std_diff", "wins", "losses", "p_wilcoxon",
                 "p_method", "p_bh"]
@@ -78,6 +86,24 @@ def variant_of(entry: Any) -> tuple[str, str, str | None]:
         return label, "exact", None
     student = label.rsplit("_", 1)[0] if "_" in label and label != entry.model else entry.model
     return student, variant, options.get("noise")
+
+
+def evaluated_samples(entry: Any) -> int | None:
+    """Test samples a student entry is evaluated on: ``None`` (the whole test split) or
+    :data:`WIDE_TEST_SAMPLES` for students wider than :data:`WIDE_QUBITS` (see there).
+
+    Example:
+        >>> from qkd_qiskit.config import ModelConfig
+        >>> wide, default = ModelConfig(model="hasan", options={"qubits": 8}), ModelConfig(model="hea")
+        >>> evaluated_samples(wide), evaluated_samples(default)
+        (120, None)
+    """
+    return WIDE_TEST_SAMPLES if (entry.options or {}).get("qubits", 0) > WIDE_QUBITS else None
+
+
+def evaluation_folder(out: str | Path, device: str, subset: int | None) -> Path:
+    """``OUT/eval/<device>`` (whole test split) or ``OUT/eval-n<subset>/<device>``."""
+    return Path(out) / ("eval" if subset is None else f"eval-n{subset}") / device_name(device)
 
 
 def device_name(spec: str) -> str:
@@ -130,8 +156,10 @@ def evaluate_study(cfg: ExperimentConfig, out: str | Path, students: Sequence[st
             continue
         calibrate_run(out / "run", device, info["samples"], info["val_samples"], students=labels, progress=progress,
                       log=log)
-        evaluate_run(out / "run", device, out / "eval" / device_name(device), progress=progress, log=log,
-                     students=labels)
+        subsets = {e.label: evaluated_samples(e) for e in cfg.students}
+        for subset in dict.fromkeys(subsets[label] for label in labels):
+            evaluate_run(out / "run", device, evaluation_folder(out, device, subset), progress=progress, log=log,
+                         students=[label for label in labels if subsets[label] == subset], max_samples=subset)
     return write_robustness_report(out, cfg)
 
 
@@ -147,12 +175,13 @@ def study_rows(out: str | Path, cfg: ExperimentConfig) -> list[dict]:
     entries = {e.label: variant_of(e) for e in cfg.students}
     order = {label: i for i, label in enumerate(entries)}
     rows = []
-    for device in info["devices"]:
-        folder = Path(out) / "eval" / device_name(device)
+    subsets = {e.label: evaluated_samples(e) for e in cfg.students}
+    for device, subset in [(d, n) for d in info["devices"] for n in dict.fromkeys(subsets.values())]:
+        folder = evaluation_folder(out, device, subset)
         if not (folder / "manifest.json").is_file():
             continue
         for r in evaluation_dir(folder).results():
-            if r["model"] not in entries:
+            if r["model"] not in entries or subsets[r["model"]] != subset:  # each student from its own folder
                 continue
             student, variant, trained_for = entries[r["model"]]
             rows.append({**r, "student": student, "variant": variant, "device": device_name(device),
@@ -193,7 +222,8 @@ def robustness_cells(rows: Sequence[dict]) -> list[dict]:
                 continue
             by = {kd: [r for r in mine if bool(r["kd"]) == kd] for kd in (False, True)}
             cell = {"student": student, "variant": variant, "device": device, "readout": readout,
-                    "trained_for": rs[0].get("trained_for"), "n_seeds": test["n_pairs"]}
+                    "trained_for": rs[0].get("trained_for"), "n_seeds": test["n_pairs"],
+                    "n_test": rs[0].get("n_test")}
             for kd, tag in ((False, "nokd"), (True, "kd")):
                 cell[f"exact_{tag}_mean"], cell[f"exact_{tag}_std"] = _stats([r["f1_macro_exact"] for r in by[kd]])
                 cell[f"noisy_{tag}_mean"], cell[f"noisy_{tag}_std"] = _stats([r[key] for r in by[kd]])
@@ -214,6 +244,15 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _test_sizes(cells: Sequence[dict]) -> str:
+    """A sentence naming the test samples per student where they differ (:func:`evaluated_samples`)."""
+    sizes = {c["student"]: c.get("n_test") for c in cells}
+    if len(set(sizes.values())) < 2:
+        return ""
+    return (f" Test samples (students wider than {WIDE_QUBITS} qubits: a fixed class-stratified subset): "
+            + ", ".join(f"{s} {n}" for s, n in sizes.items()) + ".")
+
+
 def markdown(cells: Sequence[dict], info: dict) -> str:
     """The cell table in Markdown, with how it was made."""
     n_bh = sum(c["p_bh"] < 0.05 for c in cells if not math.isnan(c["p_bh"]))
@@ -224,7 +263,7 @@ def markdown(cells: Sequence[dict], info: dict) -> str:
              f"`renormalised` (readout-norm students): the trained head with the device's read-out statistics of "
              f"those training samples. KD effect = "
              f"KD minus no-KD noisy F1 paired by seed, {WILCOXON_TEST}; p_bh: Benjamini-Hochberg over all "
-             f"{len(cells)} cells ({n_bh} with p_bh < 0.05).", "",
+             f"{len(cells)} cells ({n_bh} with p_bh < 0.05).{_test_sizes(cells)}", "",
              "| student | variant | device | read-out | exact no KD | exact KD | noisy no KD | noisy KD | "
              "KD - no KD | wins/losses | p | p_bh |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in cells:

@@ -38,6 +38,7 @@ import torch
 from ..backends import AerBackend, Backend, Profile, ProfileError, get_backend
 from ..noisy import NoisySimulator, barrier_student
 from .hybrid import HybridStudent
+from .options import take_int, take_name
 
 
 def noise_backend(noise: str | Profile | Backend, student: Any) -> AerBackend:
@@ -52,6 +53,16 @@ def noise_backend(noise: str | Profile | Backend, student: Any) -> AerBackend:
     except ProfileError as err:
         raise ValueError(f"options.noise: {str(err).removeprefix('backend: ')}") from None
     return backend
+
+
+def take_noise(options: dict) -> tuple[str | None, int]:
+    """Pop a quantum student's ``noise`` (an aer profile, or absent) and ``noise_shots`` (>= 0, only
+    with ``noise``) options; one-line errors name the option."""
+    noise = take_name(options, "noise")
+    shots = take_int(options, "noise_shots", 0, minimum=0)
+    if shots and noise is None:
+        raise ValueError("options.noise_shots: only with options.noise (shot noise on the noisy read-outs)")
+    return noise, shots
 
 
 def shot_noise(readouts: torch.Tensor, kind: str, shots: int, generators: Sequence[torch.Generator]) -> torch.Tensor:
@@ -98,12 +109,13 @@ class NoisyStudent(HybridStudent):
 
     @property
     def encode(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        """Noisy embedded states ``(..., 4^k)`` of features ``(..., F)`` (cached per feature array)."""
+        """Noisy embedded states ``(..., 4^k)`` of features ``(..., F)`` (cached per feature array): the
+        circuit embeds ``circuit_features(x)`` (the features themselves; image students reduce them first)."""
         return self.noisy_states
 
     def noisy_states(self, x: torch.Tensor) -> torch.Tensor:
         w = self.quantum.weights
-        x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+        x = self.circuit_features(torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x))
         lead, f = x.shape[:-1], x.shape[-1]
         angles = self.student.input_angles(x.reshape(-1, f).detach().cpu().double())
         a = np.ascontiguousarray(np.asarray(angles, dtype=np.float64))
@@ -128,7 +140,14 @@ class NoisyStudent(HybridStudent):
         """The same student (circuit with its barrier, weights, head) on the exact engine."""
         n_classes, head_hidden, readout_norm = self.sizes
         m = self.quantum.weights.shape[0]
-        net = HybridStudent(self.student, n_classes, [torch.Generator() for _ in range(m)],
-                            self.quantum.weights.dtype, head_hidden, readout_norm)
+        net = self.exact_twin(n_classes, [torch.Generator() for _ in range(m)], self.quantum.weights.dtype,
+                              head_hidden, readout_norm)
         net.load_state_dict(self.state_dict())
         return net.to(self.quantum.weights.device)
+
+    def exact_twin(self, n_classes: int, generators: Sequence[torch.Generator], dtype: torch.dtype,
+                   head_hidden: Sequence[int], readout_norm: str) -> HybridStudent:
+        """An exact-engine student of this one's circuit with the same ``state_dict`` keys, untrained
+        (:meth:`exact` loads the weights); subclasses with more modules in front of the circuit
+        (the image students' reduction) return their exact class."""
+        return HybridStudent(self.student, n_classes, generators, dtype, head_hidden, readout_norm)

@@ -26,7 +26,7 @@ from .ensemble import EnsembleMLP, count_params
 from .hybrid import HybridStudent
 from .image_student import build_hasan
 from .lenet import build_lenet5
-from .noisy_student import NoisyStudent
+from .noisy_student import NoisyStudent, take_noise
 from .options import take_choice, take_int, take_name, take_sizes
 from .qnn_student import QNNStudent
 from .readout_norm import READOUT_NORMS
@@ -52,15 +52,12 @@ def _quantum_builder(name: str) -> Callable[..., nn.Module]:
         readout_norm = take_choice(options, "readout_norm", "none", READOUT_NORMS)
         embedding = take_embedding(options)  # embedding_cx (+ the hidden train_features / embedding_terms)
         backend = take_name(options, "backend")  # a profile: train through a Qiskit QNN (qkd_qiskit.qnn)
-        noise = take_name(options, "noise")  # an aer profile: train through its noise (qkd_qiskit.noisy)
-        noise_shots = take_int(options, "noise_shots", 0, minimum=0)  # shot-noise injection while training
+        noise, noise_shots = take_noise(options)  # an aer profile: train through its noise (+ shot noise)
         gradient = take_choice(options, "gradient", "auto", ("auto", "param_shift", "spsa"))
         if options:
             raise ValueError(f"options: unknown option(s) {sorted(options)} for {name} "
                              "(known: qubits, layers, head_hidden, readout_norm, embedding_cx, backend, gradient, noise, "
                              "noise_shots)")
-        if noise_shots and noise is None:
-            raise ValueError("options.noise_shots: only with options.noise (shot noise on the noisy read-outs)")
         if noise is not None and backend is not None:
             raise ValueError("options.noise: cannot be combined with options.backend (noise trains on the engine "
                              "through the profile's noise model; backend trains through a Qiskit QNN)")

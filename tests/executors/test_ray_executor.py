@@ -27,6 +27,7 @@ from qkd_qiskit.calibrate import calibrate_run  # noqa: E402
 from qkd_qiskit.config import parse_config  # noqa: E402
 from qkd_qiskit.evaluate import evaluate_run  # noqa: E402
 from qkd_qiskit.executors import LocalExecutor, RayExecutor, Task, TasksFailed  # noqa: E402
+from qkd_qiskit.executors.ray import WORKER_ENV  # noqa: E402
 from qkd_qiskit.experiments import run_experiment  # noqa: E402
 
 CONFIG = {
@@ -44,7 +45,8 @@ CHUNK = 3  # splits each student's 4 units (kd x seeds) into chunks of 3 and 1
 @pytest.fixture(scope="module")
 def cluster():
     """A local Ray instance for this module only; tasks of this test module travel by value."""
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
+             runtime_env={"env_vars": WORKER_ENV})  # as RayExecutor's own instance: workers at niceness 0
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
@@ -163,3 +165,13 @@ def test_cli_run_on_an_existing_cluster_gives_the_local_results(cluster, local_r
     assert proc.returncode == 0, proc.stderr
     assert unit_files(out) == unit_files(local_run)
     assert json.loads((out / "manifest.json").read_text())["executor"]["address"] == cluster
+
+
+def worker_niceness(_payload):
+    return os.nice(0)
+
+
+def test_tasks_run_at_normal_priority(cluster):
+    """Ray's default worker niceness (15) starves the tasks on a machine other jobs keep busy."""
+    ex = RayExecutor()
+    assert [o.result for o in ex.run([Task("nice", worker_niceness, None)])] == [0]
