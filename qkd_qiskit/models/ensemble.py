@@ -101,8 +101,9 @@ def narrow_models(model: nn.Module, rows: Sequence[int], ids: Sequence[int]) -> 
     ``ids`` are the kept models' indices in the ensemble as built: a module holding per-model state
     other than tensors (e.g. random generators) defines ``select_models(ids)`` and is told. The
     trainer drops models that stopped early, so the others train on a smaller batch; the models that
-    remain compute exactly what they computed before (every op of this package is batched over the
-    model axis without mixing models; tests/training/test_early_stop_narrowing.py checks it bit for bit).
+    remain compute what they computed before (every op of this package is batched over the model
+    axis without mixing models), bit for bit as long as 4 or more models remain (the trainer's
+    ``NARROW_FLOOR``; tests/training/test_early_stop_narrowing.py checks it).
     Restore the ensemble with :func:`restore_models`.
 
     Example:
