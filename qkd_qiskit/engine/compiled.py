@@ -27,6 +27,7 @@ import torch
 from qiskit.circuit import Parameter, QuantumCircuit
 
 from .arguments import normalise_args, normalise_encoded
+from .fused import fused_readout, fused_tables, usable
 from .layout import batch_major, internal
 from .mux import apply_mux
 from .prep import prep_state
@@ -34,7 +35,8 @@ from .program import Program
 from .reader import ParamIndex, read_atoms
 from .settings import DENSE_MAX_QUBITS, MODES, Mode, complex_dtype
 from .stage_apply import apply_stage
-from .stage_matrices import group_matrices
+from .angle_maps import apply_map
+from .stage_matrices import group_matrices, group_phase
 from .tables import TorchTables
 
 __all__ = ["CompiledCircuit"]
@@ -81,6 +83,7 @@ class CompiledCircuit:
         self.encodable = program.encodable
         self.n_outputs = program.readout.shape[1]
         self._tables = TorchTables(program, self.n_qubits, self.h)
+        self._fused_tables: dict[torch.dtype, SimpleNamespace] = {}
 
     def step_flops(self, batch: int, models: int = 1) -> int:
         """Real floating-point operations of one forward + backward of ``models`` x ``batch`` states.
@@ -121,12 +124,18 @@ class CompiledCircuit:
 
     def forward(self, angles: torch.Tensor | None, weights: torch.Tensor | None) -> torch.Tensor:
         """Readout ``(M, B, n_outputs)``: <Z> per readout qubit, or outcome probabilities."""
+        fused = self._fused(angles, weights, None, readout=True)
+        if fused is not None:
+            return fused[0][0] if fused[1] else fused[0]
         probs, t, squeeze = self._probs(angles, weights)
         out = torch.matmul(probs, t.readout)
         return out[0] if squeeze else out
 
     def probabilities(self, angles: torch.Tensor | None, weights: torch.Tensor | None) -> torch.Tensor:
         """All ``2^n`` basis-state probabilities, ``(M, B, 2^n)``."""
+        fused = self._fused(angles, weights, None, readout=False)
+        if fused is not None:
+            return fused[0][0] if fused[1] else fused[0]
         probs, _, squeeze = self._probs(angles, weights)
         return probs[0] if squeeze else probs
 
@@ -163,6 +172,9 @@ class CompiledCircuit:
         if not self.encodable:
             raise ValueError("CompiledCircuit.forward_encoded: circuit is not encodable")
         enc, w, squeeze = normalise_encoded(encoded, weights, 2**self.n_qubits, self.n_weights)
+        fused = self._fused(None, w, enc, readout=True)
+        if fused is not None:
+            return fused[0][0] if squeeze else fused[0]
         m, b, _ = enc.shape
         probs, t, _ = self._probs(enc.new_zeros(m, b, 0), w, psi0=internal(enc, self.h))
         out = torch.matmul(probs, t.readout)
@@ -175,6 +187,31 @@ class CompiledCircuit:
         # (a pow of a strided view, a broadcast sum) took 2x as long at 24 models (docs/engine_speed.md)
         probs = (psi * psi.conj()).real if psi.is_complex() else psi.square()
         return batch_major(probs), t, squeeze
+
+    def _fused(self, angles: torch.Tensor | None, weights: torch.Tensor | None, encoded: torch.Tensor | None,
+               readout: bool) -> tuple[torch.Tensor, bool] | None:
+        """Read-out (or all probabilities) ``(M, B, n)`` and ``squeeze`` by the fused chain
+        (:mod:`.fused`) from ``encoded`` states ``(M, B, 2^n)`` or from angles; None where the
+        fused chain does not apply."""
+        if not isinstance(weights, torch.Tensor) or not usable(
+                self._tables.program.plan, self._tables.program.wgroup, weights.dtype, weights.device):
+            return None
+        if encoded is not None:
+            squeeze = False
+            angles = weights.new_zeros(weights.shape[0], encoded.shape[1], 0)
+        else:
+            angles, weights, squeeze = normalise_args(angles, weights, self.n_inputs, self.n_weights)
+        t = self._tables.tensors(angles.dtype, angles.device)
+        if encoded is None:
+            encoded = batch_major(prep_state(t, self._tables.batch(t, angles.shape[1]), angles, weights,
+                                             self.n_qubits, self.h))
+        gt = t.wgroup
+        theta = apply_map(gt.slots, angles, weights, per_sample=False)
+        phase = group_phase(t, gt, angles, weights, per_sample=False, lead=theta.shape[:-1])
+        if angles.dtype not in self._fused_tables:
+            self._fused_tables[angles.dtype] = fused_tables(gt.g, angles.dtype)
+        tables = self._fused_tables[angles.dtype]
+        return fused_readout(tables, theta, phase, encoded, t.readout if readout else None), squeeze
 
     def _run(self, angles: torch.Tensor | None, weights: torch.Tensor | None,
              psi0: torch.Tensor | None = None) -> tuple[torch.Tensor, SimpleNamespace, bool]:

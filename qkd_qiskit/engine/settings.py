@@ -17,13 +17,17 @@ from typing import Literal
 
 import torch
 
-__all__ = ["DENSE_MAX_QUBITS", "FACTOR_MAX_QUBITS", "MODES", "Mode", "complex_dtype"]
+__all__ = ["DENSE_MAX_QUBITS", "FACTOR_MAX_QUBITS", "FUSED", "MODES", "Mode", "complex_dtype"]
 
 DENSE_MAX_QUBITS = 5
 """Auto mode fuses weight stages into dense ``(2^n, 2^n)`` unitaries up to this many qubits."""
 FACTOR_MAX_QUBITS = 5
 """Factored mode: a half register wider than this is applied as two Kronecker factors, so the
 work per stage stays ~``2^n * 2^(n/4)`` instead of ``2^n * 2^(n/2)`` (registers above 10 qubits)."""
+
+FUSED = True
+"""Run the weight stages of a qualifying circuit as one compiled kernel (:mod:`.fused`); False
+keeps every stage in eager torch."""
 
 Mode = Literal["auto", "dense", "factored"]
 MODES = ("auto", "dense", "factored")
