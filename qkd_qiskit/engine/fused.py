@@ -35,6 +35,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import weakref
+
 import numpy as np
 import torch
 
@@ -45,6 +47,10 @@ __all__ = ["FUSED_MAX_QUBITS", "fused_readout", "fused_tables", "kernels_availab
 
 FUSED_MAX_QUBITS = 12
 """Largest register the fused chain takes (its scratch holds ``3 S 2^n B`` complex entries per model)."""
+
+POOL_MAX_BYTES = 1 << 25
+"""Workspaces up to this size are kept for reuse (training mini-batches); larger ones (an
+evaluation over a whole data set) are freed after use."""
 
 _KERNELS = None
 
@@ -79,8 +85,41 @@ def fused_tables(g: StageGroup, dtype: torch.dtype) -> SimpleNamespace:
         lo_used=np.array([any(q < h for q in s.local) for s in g.stages]),
         hi_used=np.array([any(q >= h for q in s.local) for s in g.stages]),
         has_perm=np.ascontiguousarray(g.has_perm), src=np.ascontiguousarray(g.src.astype(np.int64)),
-        cdt=cdt,
+        cdt=cdt, pool={},
     )
+
+
+class _Token:
+    """Held by the autograd node that uses a workspace; the workspace is free once it is gone."""
+
+
+def _workspace(c: SimpleNamespace, m: int, b: int, size: int, real_dt: type, has_phase: bool
+               ) -> tuple[SimpleNamespace, _Token]:
+    """Scratch arrays for one call, reused from an earlier call whose backward has run (or whose
+    graph was freed): fresh arrays of a few MB cost more in page faults than the kernels at 24
+    models."""
+    key = (m, b, size, real_dt, has_phase)
+    pool = c.pool.setdefault(key, [])
+    token = _Token()
+    for entry in pool:
+        if entry[0]() is None:
+            entry[0] = weakref.ref(token)
+            return entry[1], token
+    n_st, l_dim = c.src.shape[0], 1 << c.h
+    xr = np.empty((m, n_st + 1, size * b), dtype=real_dt)
+    hr = np.empty((m, n_st, size * b), dtype=real_dt)
+    ws = SimpleNamespace(
+        xr=xr, xi=np.empty_like(xr), hr=hr, hi=np.empty_like(hr),
+        wr=np.empty_like(hr) if has_phase else np.empty((m, 0, size * b), real_dt),
+        wi=np.empty_like(hr) if has_phase else np.empty((m, 0, size * b), real_dt),
+        uq=np.empty((m, n_st, c.n, 2, 2), dtype=c.cdt),
+        klo=np.empty((m, n_st, l_dim, l_dim), dtype=c.cdt),
+        khi=np.empty((m, n_st, size // l_dim, size // l_dim), dtype=c.cdt),
+        gxr=np.empty((m, b, size), dtype=real_dt), gxi=np.empty((m, b, size), dtype=real_dt),
+    )
+    if (2 * n_st + 1) * m * size * b * np.dtype(real_dt).itemsize * 2 <= POOL_MAX_BYTES:
+        pool.append([weakref.ref(token), ws])
+    return ws, token
 
 
 class _Chain(torch.autograd.Function):
@@ -89,50 +128,39 @@ class _Chain(torch.autograd.Function):
     @staticmethod
     def forward(ctx, theta, phase, psi, readout, c):
         m, b, size = psi.shape
-        n_st = c.src.shape[0]
         real_dt = np.float64 if theta.dtype == torch.float64 else np.float32
-        xr = np.empty((m, n_st + 1, size * b), dtype=real_dt)
-        xi = np.empty_like(xr)
-        hr, hi = np.empty_like(xr[:, 1:]), np.empty_like(xr[:, 1:])
         has_phase = phase is not None
+        ws, token = _workspace(c, m, b, size, real_dt, has_phase)
         if has_phase:
             ph = phase.detach().to(torch.complex128 if c.cdt == np.complex128 else torch.complex64)
             ph = ph.contiguous().numpy()
-            wr, wi = np.empty_like(hr), np.empty_like(hr)
         else:
             ph = np.zeros((1, 1, 1), dtype=c.cdt)
-            wr = wi = np.empty((m, 0, size * b), real_dt)
         x0 = psi.detach()
         psi_r = (x0.real if x0.is_complex() else x0).numpy()
         psi_i = x0.imag.numpy() if x0.is_complex() else psi_r
-        uq = np.empty((m, n_st, c.n, 2, 2), dtype=c.cdt)
-        l_dim = 1 << c.h
-        klo = np.empty((m, n_st, l_dim, l_dim), dtype=c.cdt)
-        khi = np.empty((m, n_st, size // l_dim, size // l_dim), dtype=c.cdt)
         all_probs = readout is None
         ro = np.zeros((1, 1), real_dt) if all_probs else readout.detach().numpy()
         out = np.empty((m, b, size if all_probs else ro.shape[1]), dtype=real_dt)
         th = np.ascontiguousarray(theta.detach().numpy())
         _KERNELS.chain_forward(th, c.abc, c.depth, c.h, c.lo_used, c.hi_used, c.has_perm, c.src, has_phase,
-                               ph, psi_r, psi_i, x0.is_complex(), all_probs, ro, xr, xi, uq, klo, khi, hr, hi, wr, wi, out)
+                               ph, psi_r, psi_i, x0.is_complex(), all_probs, ro, ws.xr, ws.xi, ws.uq, ws.klo,
+                               ws.khi, ws.hr, ws.hi, ws.wr, ws.wi, out)
         if any(ctx.needs_input_grad):
-            ctx.saved = (th, ph, has_phase, all_probs, ro, xr, xi, uq, klo, khi, hr, hi, wr, wi, c)
+            ctx.saved, ctx.token = (th, ph, has_phase, all_probs, ro, ws, c), token
             ctx.psi_complex, ctx.shape = x0.is_complex(), (m, b, size)
             ctx.phase_dtype = phase.dtype if has_phase else None
         return torch.from_numpy(out)
 
     @staticmethod
     def backward(ctx, gout):
-        th, ph, has_phase, all_probs, ro, xr, xi, uq, klo, khi, hr, hi, wr, wi, c = ctx.saved
-        del ctx.saved
-        m, b, size = ctx.shape
+        th, ph, has_phase, all_probs, ro, ws, c = ctx.saved
         gtheta = np.empty_like(th)
         gphase = np.empty_like(ph) if has_phase else ph
-        gxr = np.empty((m, b, size), dtype=xr.dtype)
-        gxi = np.empty_like(gxr)
         go = np.ascontiguousarray(gout.detach().numpy())
         _KERNELS.chain_backward(th, c.abc, c.depth, c.h, c.lo_used, c.hi_used, c.has_perm, c.src, has_phase,
-                                ph, all_probs, ro, xr, xi, uq, klo, khi, hr, hi, wr, wi, go, gtheta, gphase, gxr, gxi)
+                                ph, all_probs, ro, ws.xr, ws.xi, ws.uq, ws.klo, ws.khi, ws.hr, ws.hi, ws.wr,
+                                ws.wi, go, gtheta, gphase, ws.gxr, ws.gxi)
         g_theta = torch.from_numpy(gtheta) if ctx.needs_input_grad[0] else None
         g_phase = None
         if has_phase and ctx.needs_input_grad[1]:
@@ -140,8 +168,9 @@ class _Chain(torch.autograd.Function):
             g_phase = g_phase if ctx.phase_dtype.is_complex else g_phase.real.contiguous()
         g_psi = None
         if ctx.needs_input_grad[2]:
-            g_psi = torch.complex(torch.from_numpy(gxr), torch.from_numpy(gxi)) if ctx.psi_complex \
-                else torch.from_numpy(gxr)
+            g_psi = torch.complex(torch.from_numpy(ws.gxr), torch.from_numpy(ws.gxi)) if ctx.psi_complex \
+                else torch.from_numpy(ws.gxr.copy())
+        del ctx.saved, ctx.token
         return g_theta, g_phase, g_psi, None, None
 
 

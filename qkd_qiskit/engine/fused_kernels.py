@@ -152,12 +152,37 @@ def _mix_back(k, gr, gi, xr, xi, gxr, gxi, gk):
 @njit(**_JIT)
 def _swap_halves(xr, xi, outr, outi, d1, d2, b_dim):
     """``out[j, i] = x[i, j]`` for a state ``(d1, d2, B)`` (flat ``(d1 * d2 * B)``)."""
+    x2r, x2i = xr.reshape(d1 * d2, b_dim), xi.reshape(d1 * d2, b_dim)
+    o2r, o2i = outr.reshape(d1 * d2, b_dim), outi.reshape(d1 * d2, b_dim)
     for i in range(d1):
         for j in range(d2):
-            src, dst = (i * d2 + j) * b_dim, (j * d1 + i) * b_dim
-            for b in range(b_dim):
-                outr[dst + b] = xr[src + b]
-                outi[dst + b] = xi[src + b]
+            _copy_row(x2r[i * d2 + j], x2i[i * d2 + j], o2r[j * d1 + i], o2i[j * d1 + i])
+
+
+@njit(**_JIT)
+def _copy_row(sr, si, dr, di):
+    for b in range(sr.shape[0]):
+        dr[b] = sr[b]
+        di[b] = si[b]
+
+
+@njit(**_JIT)
+def _dot_conj(gr, gi, sr, si):
+    """``sum_b g[b] conj(s[b])`` of two complex rows."""
+    accr = gr[0] * 0
+    acci = gr[0] * 0
+    for b in range(gr.shape[0]):
+        accr += gr[b] * sr[b] + gi[b] * si[b]
+        acci += gi[b] * sr[b] - gr[b] * si[b]
+    return accr + 1j * acci
+
+
+@njit(**_JIT)
+def _phase_row(pr, pi, sr, si, dr, di):
+    """``d = (pr + i pi) s`` on one row."""
+    for b in range(sr.shape[0]):
+        dr[b] = pr * sr[b] - pi * si[b]
+        di[b] = pr * si[b] + pi * sr[b]
 
 
 @njit(**_JIT)
@@ -190,6 +215,8 @@ def chain_forward(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_pha
     v_r = np.empty(size * b_dim, dtype=xr.dtype)
     v_i = np.empty(size * b_dim, dtype=xr.dtype)
     n_out = readout.shape[1]
+    acc = np.empty((n_out, b_dim), dtype=xr.dtype)
+    p_row = np.empty(b_dim, dtype=xr.dtype)
     for m in range(m_dim):
         x0r, x0i = xr[m, 0], xi[m, 0]
         for i in range(size):
@@ -206,45 +233,44 @@ def chain_forward(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_pha
                 _swap_halves(t_r, t_i, hr[m, s], hi_[m, s], a_dim, l_dim, b_dim)
             else:
                 _swap_halves(x_r, x_i, hr[m, s], hi_[m, s], a_dim, l_dim, b_dim)
-            if has_phase:
-                w_r, w_i = wr[m, s], wi[m, s]
-            else:
-                w_r, w_i = v_r, v_i
             if lo_used[s]:
+                w_r, w_i = (wr[m, s], wi[m, s]) if has_phase else (v_r, v_i)
                 _kron(uq[m, s], 0, h, klo[m, s])
                 _mix(klo[m, s], hr[m, s].reshape(l_dim, a_dim * b_dim), hi_[m, s].reshape(l_dim, a_dim * b_dim),
                      w_r.reshape(l_dim, a_dim * b_dim), w_i.reshape(l_dim, a_dim * b_dim))
             else:
-                w_r[:] = hr[m, s]
-                w_i[:] = hi_[m, s]
-            y_r, y_i = xr[m, s + 1], xi[m, s + 1]
+                w_r, w_i = hr[m, s], hi_[m, s]
+                if has_phase:
+                    wr[m, s, :] = w_r
+                    wi[m, s, :] = w_i
+            w2r, w2i = w_r.reshape(size, b_dim), w_i.reshape(size, b_dim)
+            y2r, y2i = xr[m, s + 1].reshape(size, b_dim), xi[m, s + 1].reshape(size, b_dim)
             for i in range(size):
                 j = src[s, i] if has_perm[s] else i
-                o = ((j % l_dim) * a_dim + j // l_dim) * b_dim
-                d = i * b_dim
+                o = (j % l_dim) * a_dim + j // l_dim
                 if has_phase:
-                    pr, pi = phase[m, s, j].real, phase[m, s, j].imag
-                    for b in range(b_dim):
-                        y_r[d + b] = pr * w_r[o + b] - pi * w_i[o + b]
-                        y_i[d + b] = pr * w_i[o + b] + pi * w_r[o + b]
+                    _phase_row(phase[m, s, j].real, phase[m, s, j].imag, w2r[o], w2i[o], y2r[i], y2i[i])
                 else:
-                    for b in range(b_dim):
-                        y_r[d + b] = w_r[o + b]
-                        y_i[d + b] = w_i[o + b]
+                    _copy_row(w2r[o], w2i[o], y2r[i], y2i[i])
         f_r, f_i = xr[m, n_st], xi[m, n_st]
         if all_probs:
             for i in range(size):
                 for b in range(b_dim):
                     out[m, b, i] = f_r[i * b_dim + b] * f_r[i * b_dim + b] + f_i[i * b_dim + b] * f_i[i * b_dim + b]
             continue
+        acc[:] = 0.0
+        for i in range(size):
+            d = i * b_dim
+            for b in range(b_dim):
+                p_row[b] = f_r[d + b] * f_r[d + b] + f_i[d + b] * f_i[d + b]
+            for o in range(n_out):
+                r = readout[i, o]
+                a_o = acc[o]
+                for b in range(b_dim):
+                    a_o[b] += r * p_row[b]
         for b in range(b_dim):
             for o in range(n_out):
-                out[m, b, o] = 0.0
-        for i in range(size):
-            for b in range(b_dim):
-                p = f_r[i * b_dim + b] * f_r[i * b_dim + b] + f_i[i * b_dim + b] * f_i[i * b_dim + b]
-                for o in range(n_out):
-                    out[m, b, o] += p * readout[i, o]
+                out[m, b, o] = acc[o, b]
 
 
 @njit(**_JIT)
@@ -309,40 +335,48 @@ def chain_backward(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_ph
     scratch = np.empty((3 * depth + 2, 2, 2), dtype=uq.dtype)
     lo_rows, hi_rows = (l_dim, a_dim * b_dim), (a_dim, l_dim * b_dim)
     n_out = readout.shape[1]
+    g_t = np.empty((n_out, b_dim), dtype=xr.dtype)
+    gp_row = np.empty(b_dim, dtype=xr.dtype)
     for m in range(m_dim):
         gtheta[m] = 0.0
         f_r, f_i = xr[m, n_st], xi[m, n_st]
-        for i in range(size):
+        if all_probs:
+            for i in range(size):
+                for b in range(b_dim):
+                    gp_row[b] = gout[m, b, i]
+                for b in range(b_dim):
+                    g_r[i * b_dim + b] = 2.0 * gp_row[b] * f_r[i * b_dim + b]
+                    g_i[i * b_dim + b] = 2.0 * gp_row[b] * f_i[i * b_dim + b]
+        else:
             for b in range(b_dim):
-                if all_probs:
-                    gp = gout[m, b, i]
-                else:
-                    gp = gout[m, b, 0] * readout[i, 0]
-                    for o in range(1, n_out):
-                        gp += gout[m, b, o] * readout[i, o]
-                g_r[i * b_dim + b] = 2.0 * gp * f_r[i * b_dim + b]
-                g_i[i * b_dim + b] = 2.0 * gp * f_i[i * b_dim + b]
+                for o in range(n_out):
+                    g_t[o, b] = 2.0 * gout[m, b, o]
+            for i in range(size):
+                d = i * b_dim
+                for b in range(b_dim):
+                    gp_row[b] = 0.0
+                for o in range(n_out):
+                    r = readout[i, o]
+                    g_o = g_t[o]
+                    for b in range(b_dim):
+                        gp_row[b] += r * g_o[b]
+                for b in range(b_dim):
+                    g_r[d + b] = gp_row[b] * f_r[d + b]
+                    g_i[d + b] = gp_row[b] * f_i[d + b]
         for s in range(n_st - 1, -1, -1):
             # y[i] = ph[j] w[j] (j = src[i], w stored as (L, A, B)) -> G_w in (L, A, B): t
+            g2r, g2i = g_r.reshape(size, b_dim), g_i.reshape(size, b_dim)
+            t2r, t2i = t_r.reshape(size, b_dim), t_i.reshape(size, b_dim)
             for i in range(size):
                 j = src[s, i] if has_perm[s] else i
-                o = ((j % l_dim) * a_dim + j // l_dim) * b_dim
-                d = i * b_dim
+                o = (j % l_dim) * a_dim + j // l_dim
                 if has_phase:
                     pr, pi = phase[m, s, j].real, phase[m, s, j].imag
-                    w_r, w_i = wr[m, s], wi[m, s]
-                    accr = g_r[0] * 0
-                    acci = g_r[0] * 0
-                    for b in range(b_dim):
-                        accr += g_r[d + b] * w_r[o + b] + g_i[d + b] * w_i[o + b]
-                        acci += g_i[d + b] * w_r[o + b] - g_r[d + b] * w_i[o + b]
-                        t_r[o + b] = pr * g_r[d + b] + pi * g_i[d + b]
-                        t_i[o + b] = pr * g_i[d + b] - pi * g_r[d + b]
-                    gphase[m, s, j] = accr + 1j * acci
+                    w_r, w_i = wr[m, s].reshape(size, b_dim)[o], wi[m, s].reshape(size, b_dim)[o]
+                    gphase[m, s, j] = _dot_conj(g2r[i], g2i[i], w_r, w_i)
+                    _phase_row(pr, -pi, g2r[i], g2i[i], t2r[o], t2i[o])
                 else:
-                    for b in range(b_dim):
-                        t_r[o + b] = g_r[d + b]
-                        t_i[o + b] = g_i[d + b]
+                    _copy_row(g2r[i], g2i[i], t2r[o], t2i[o])
             guq[:] = 0.0
             if lo_used[s]:  # G_h (L, A, B) -> g
                 _mix_back(klo[m, s], t_r.reshape(lo_rows), t_i.reshape(lo_rows), hr[m, s].reshape(lo_rows),
