@@ -66,6 +66,7 @@ from __future__ import annotations
 
 from .compiled import CompiledCircuit
 from .compiler import compile_circuit, compile_student
+from .fused import unfused
 from .layer import QuantumLayer
 from .settings import DENSE_MAX_QUBITS, FACTOR_MAX_QUBITS, Mode, complex_dtype
 
@@ -78,4 +79,5 @@ __all__ = [
     "compile_circuit",
     "compile_student",
     "complex_dtype",
+    "unfused",
 ]

@@ -12,7 +12,8 @@ per step in each direction.
 circuit qualifies: CPU tensors of float32/float64, every stage a weight stage (no per-sample stage
 or multiplexer after the prep; amplitude-embedding students qualify), at most
 ``FUSED_MAX_QUBITS`` qubits and numba importable. Otherwise the eager path runs, with the same
-results up to rounding. ``settings.FUSED`` switches it off.
+results up to rounding. ``FUSED`` (here; its default is in :mod:`.settings`) switches it off:
+``monkeypatch.setattr(qkd_qiskit.engine.fused, "FUSED", False)``.
 
 Example:
     >>> import torch
@@ -36,14 +37,16 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import weakref
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import torch
 
-from . import settings
+from .settings import FUSED
 from .stage_group import StageGroup
 
-__all__ = ["FUSED_MAX_QUBITS", "fused_readout", "fused_tables", "kernels_available", "usable"]
+__all__ = ["FUSED_MAX_QUBITS", "fused_readout", "fused_tables", "kernels_available", "unfused", "usable"]
 
 FUSED_MAX_QUBITS = 12
 """Largest register the fused chain takes (its scratch holds ``3 S 2^n B`` complex entries per model)."""
@@ -60,17 +63,32 @@ def kernels_available() -> bool:
     global _KERNELS
     if _KERNELS is None:
         try:
-            from . import fused_kernels
+            from .fused_kernels import chain_backward, chain_forward
         except ImportError:
             _KERNELS = False
         else:
-            _KERNELS = fused_kernels
+            _KERNELS = SimpleNamespace(chain_forward=chain_forward, chain_backward=chain_backward)
     return _KERNELS is not False
+
+
+_OFF = [0]
+
+
+@contextmanager
+def unfused() -> Iterator[None]:
+    """Inside this block every circuit runs the eager path: for callers that batch a backward
+    over cotangents (``torch.autograd.grad(..., is_grads_batched=True)``, i.e. ``torch.vmap``),
+    which the fused node does not support."""
+    _OFF[0] += 1
+    try:
+        yield
+    finally:
+        _OFF[0] -= 1
 
 
 def usable(plan: list, g: StageGroup | None, dtype: torch.dtype, device: torch.device) -> bool:
     """Whether the fused chain can run this program on tensors of ``dtype`` on ``device``."""
-    return (settings.FUSED and g is not None and device.type == "cpu"
+    return (FUSED and not _OFF[0] and g is not None and device.type == "cpu"
             and dtype in (torch.float32, torch.float64) and g.n <= FUSED_MAX_QUBITS
             and all(kind == "weight" for kind, _ in plan) and kernels_available())
 
@@ -90,7 +108,8 @@ def fused_tables(g: StageGroup, dtype: torch.dtype) -> SimpleNamespace:
 
 
 class _Token:
-    """Held by the autograd node that uses a workspace; the workspace is free once it is gone."""
+    """Held by the autograd node that uses a workspace; the workspace is free once the node is
+    gone (its graph freed), so a graph kept for a second backward keeps its states."""
 
 
 def _workspace(c: SimpleNamespace, m: int, b: int, size: int, real_dt: type, has_phase: bool
@@ -170,7 +189,6 @@ class _Chain(torch.autograd.Function):
         if ctx.needs_input_grad[2]:
             g_psi = torch.complex(torch.from_numpy(ws.gxr), torch.from_numpy(ws.gxi)) if ctx.psi_complex \
                 else torch.from_numpy(ws.gxr.copy())
-        del ctx.saved, ctx.token
         return g_theta, g_phase, g_psi, None, None
 
 

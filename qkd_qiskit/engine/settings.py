@@ -26,8 +26,8 @@ FACTOR_MAX_QUBITS = 5
 work per stage stays ~``2^n * 2^(n/4)`` instead of ``2^n * 2^(n/2)`` (registers above 10 qubits)."""
 
 FUSED = True
-"""Run the weight stages of a qualifying circuit as one compiled kernel (:mod:`.fused`); False
-keeps every stage in eager torch."""
+"""Run the weight stages of a qualifying circuit as one compiled kernel (:mod:`.fused`, which
+reads its own copy: patch ``qkd_qiskit.engine.fused.FUSED``); False keeps every stage in eager torch."""
 
 Mode = Literal["auto", "dense", "factored"]
 MODES = ("auto", "dense", "factored")

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from qiskit.circuit import Parameter, QuantumCircuit
 
-from ..engine import CompiledCircuit
+from ..engine import CompiledCircuit, unfused
 from .programs import ProgramCache, values_array
 
 __all__ = ["MAX_ROWS", "Group", "Outputs", "circuit_groups", "jacobian", "resolve_parameters", "unique_rows"]
@@ -104,7 +104,9 @@ def jacobian(engine: ProgramCache, circuit: QuantumCircuit, values: np.ndarray, 
     over the K outputs (``is_grads_batched``), so the cost barely grows with K.
     Only the wanted side (inputs and/or weights) is differentiated."""
     entry = engine.entry(circuit, values)
-    with torch.enable_grad():  # TorchConnector calls us from inside a backward (grad disabled)
+    # enable_grad: TorchConnector calls us from inside a backward (grad disabled); unfused: the
+    # batched backward below is a torch.vmap, which the engine's fused node does not support
+    with torch.enable_grad(), unfused():
         angles, weights = engine.tensors(entry, values, per_row=True)
         sides = [(t, cols) for t, cols in ((angles, entry.icols), (weights, entry.wcols))
                  if len(cols) and wanted[cols].any()]

@@ -48,7 +48,9 @@ def test_auto_mode_switches_at_dense_max_qubits():
 
 
 def test_wide_register_matches_statevector(monkeypatch):
-    """11 qubits: the high half (6 qubits) is split into two factors with the default settings."""
+    """11 qubits: the high half (6 qubits) is split into two factors with the default settings
+    (in the eager path; the fused chain applies each half whole)."""
+    monkeypatch.setattr("qkd_qiskit.engine.fused.FUSED", False)
     calls = spy_split_factors(monkeypatch)
     st = student("hea", n_qubits=11, layers=2)
     rng = np.random.default_rng(11)
