@@ -108,37 +108,47 @@ def fused_tables(g: StageGroup, dtype: torch.dtype) -> SimpleNamespace:
 
 
 class _Token:
-    """Held by the autograd node that uses a workspace; the workspace is free once the node is
-    gone (its graph freed), so a graph kept for a second backward keeps its states."""
+    """Held by the autograd node that uses a workspace. The workspace is free for the next call
+    once the node is gone (its graph freed) or its backward has run (``done``)."""
+
+    done = False
 
 
 def _workspace(c: SimpleNamespace, m: int, b: int, size: int, real_dt: type, has_phase: bool
                ) -> tuple[SimpleNamespace, _Token]:
-    """Scratch arrays for one call, reused from an earlier call whose backward has run (or whose
-    graph was freed): fresh arrays of a few MB cost more in page faults than the kernels at 24
-    models."""
+    """Scratch arrays for one call, reused from an earlier call whose backward has run or whose
+    graph was freed: fresh arrays cost more in page faults than the kernels at 24 models, and one
+    reused workspace stays in cache (the trainer's next step starts while the previous step's
+    graph is still referenced, after its backward). ``ws.gen`` counts the reuses, so a graph
+    kept for a second backward notices that its states were overwritten (:meth:`_Chain.backward`)."""
     key = (m, b, size, real_dt, has_phase)
     pool = c.pool.setdefault(key, [])
     token = _Token()
     for entry in pool:
-        if entry[0]() is None:
+        owner = entry[0]()
+        if owner is None or owner.done:
             entry[0] = weakref.ref(token)
+            entry[1].gen += 1
             return entry[1], token
     n_st, l_dim = c.src.shape[0], 1 << c.h
-    xr = np.empty((m, n_st + 1, size * b), dtype=real_dt)
-    hr = np.empty((m, n_st, size * b), dtype=real_dt)
+    a_dim = size // l_dim
     ws = SimpleNamespace(
-        xr=xr, xi=np.empty_like(xr), hr=hr, hi=np.empty_like(hr),
-        wr=np.empty_like(hr) if has_phase else np.empty((m, 0, size * b), real_dt),
-        wi=np.empty_like(hr) if has_phase else np.empty((m, 0, size * b), real_dt),
+        x=np.empty((m, n_st + 1, 2, size * b), dtype=real_dt), hs=np.empty((m, n_st, 2, size * b), dtype=real_dt),
+        ws=np.empty((m, n_st if has_phase else 0, 2, size * b), dtype=real_dt),
         uq=np.empty((m, n_st, c.n, 2, 2), dtype=c.cdt),
-        klo=np.empty((m, n_st, l_dim, l_dim), dtype=c.cdt),
-        khi=np.empty((m, n_st, size // l_dim, size // l_dim), dtype=c.cdt),
-        gxr=np.empty((m, b, size), dtype=real_dt), gxi=np.empty((m, b, size), dtype=real_dt),
+        kbl=np.empty((m, n_st, 2 * l_dim, 2 * l_dim), dtype=real_dt),
+        kbh=np.empty((m, n_st, 2 * a_dim, 2 * a_dim), dtype=real_dt),
+        gxr=np.empty((m, b, size), dtype=real_dt), gxi=np.empty((m, b, size), dtype=real_dt), gen=0,
     )
     if (2 * n_st + 1) * m * size * b * np.dtype(real_dt).itemsize * 2 <= POOL_MAX_BYTES:
         pool.append([weakref.ref(token), ws])
     return ws, token
+
+
+def _run_forward(c: SimpleNamespace, args: tuple, ws: SimpleNamespace, out: np.ndarray) -> None:
+    th, ph, has_phase, psi_r, psi_i, psi_complex, all_probs, ro = args
+    _KERNELS.chain_forward(th, c.abc, c.depth, c.h, c.lo_used, c.hi_used, c.has_perm, c.src, has_phase, ph,
+                           psi_r, psi_i, psi_complex, all_probs, ro, ws.x, ws.uq, ws.kbl, ws.kbh, ws.hs, ws.ws, out)
 
 
 class _Chain(torch.autograd.Function):
@@ -162,24 +172,30 @@ class _Chain(torch.autograd.Function):
         ro = np.zeros((1, 1), real_dt) if all_probs else readout.detach().numpy()
         out = np.empty((m, b, size if all_probs else ro.shape[1]), dtype=real_dt)
         th = np.ascontiguousarray(theta.detach().numpy())
-        _KERNELS.chain_forward(th, c.abc, c.depth, c.h, c.lo_used, c.hi_used, c.has_perm, c.src, has_phase,
-                               ph, psi_r, psi_i, x0.is_complex(), all_probs, ro, ws.xr, ws.xi, ws.uq, ws.klo,
-                               ws.khi, ws.hr, ws.hi, ws.wr, ws.wi, out)
+        args = (th, ph, has_phase, psi_r, psi_i, x0.is_complex(), all_probs, ro)
+        _run_forward(c, args, ws, out)
         if any(ctx.needs_input_grad):
-            ctx.saved, ctx.token = (th, ph, has_phase, all_probs, ro, ws, c), token
-            ctx.psi_complex, ctx.shape = x0.is_complex(), (m, b, size)
+            ctx.args, ctx.c, ctx.ws, ctx.gen, ctx.token = args, c, ws, ws.gen, token
             ctx.phase_dtype = phase.dtype if has_phase else None
+        else:
+            token.done = True
         return torch.from_numpy(out)
 
     @staticmethod
     def backward(ctx, gout):
-        th, ph, has_phase, all_probs, ro, ws, c = ctx.saved
+        c, ws = ctx.c, ctx.ws
+        th, ph, has_phase, _, _, psi_complex, all_probs, ro = ctx.args
+        if ws.gen != ctx.gen:  # a second backward after the workspace went to another call: recompute
+            m, b, size = gout.shape[0], gout.shape[1], ctx.args[3].shape[2]
+            ws, ctx.token = _workspace(c, m, b, size, ws.x.dtype.type, has_phase)
+            ctx.ws, ctx.gen = ws, ws.gen
+            _run_forward(c, ctx.args, ws, np.empty(tuple(gout.shape), dtype=ws.x.dtype))
         gtheta = np.empty_like(th)
         gphase = np.empty_like(ph) if has_phase else ph
         go = np.ascontiguousarray(gout.detach().numpy())
         _KERNELS.chain_backward(th, c.abc, c.depth, c.h, c.lo_used, c.hi_used, c.has_perm, c.src, has_phase,
-                                ph, all_probs, ro, ws.xr, ws.xi, ws.uq, ws.klo, ws.khi, ws.hr, ws.hi, ws.wr,
-                                ws.wi, go, gtheta, gphase, ws.gxr, ws.gxi)
+                                ph, all_probs, ro, ws.x, ws.uq, ws.kbl, ws.kbh, ws.hs, ws.ws, go, gtheta,
+                                gphase, ws.gxr, ws.gxi)
         g_theta = torch.from_numpy(gtheta) if ctx.needs_input_grad[0] else None
         g_phase = None
         if has_phase and ctx.needs_input_grad[1]:
@@ -187,8 +203,9 @@ class _Chain(torch.autograd.Function):
             g_phase = g_phase if ctx.phase_dtype.is_complex else g_phase.real.contiguous()
         g_psi = None
         if ctx.needs_input_grad[2]:
-            g_psi = torch.complex(torch.from_numpy(ws.gxr), torch.from_numpy(ws.gxi)) if ctx.psi_complex \
+            g_psi = torch.complex(torch.from_numpy(ws.gxr), torch.from_numpy(ws.gxi)) if psi_complex \
                 else torch.from_numpy(ws.gxr.copy())
+        ctx.token.done = True
         return g_theta, g_phase, g_psi, None, None
 
 
