@@ -10,7 +10,7 @@ from typing import Any, Callable
 import torch
 
 from ..circuits import initial_weights
-from ..engine import QuantumLayer
+from ..engine import QuantumLayer, unfused
 from .timing import BATCH, N_CLASSES, N_MODELS, N_SEEDS, linear_head, median_ms, xor_data
 
 
@@ -20,8 +20,9 @@ from .timing import BATCH, N_CLASSES, N_MODELS, N_SEEDS, linear_head, median_ms,
 
 
 def engine_step(student: Any, m: int, encoded: bool, dtype: torch.dtype = torch.float32,
-                 mode: str = "auto") -> Callable[[], None]:
-    """One Adam step of ``m`` models, each on its own random mini-batch of 32."""
+                 mode: str = "auto", fused: bool = True) -> Callable[[], None]:
+    """One Adam step of ``m`` models, each on its own random mini-batch of 32 (``fused=False``:
+    the eager stage-by-stage path instead of the fused chain, :mod:`qkd_qiskit.engine.fused`)."""
     gens = [torch.Generator().manual_seed(s) for s in range(m)]
     layer = QuantumLayer(student, m, gens, dtype=dtype, mode=mode)
     hw, hb = linear_head(m, student.n_outputs, gens, dtype)
@@ -40,21 +41,33 @@ def engine_step(student: Any, m: int, encoded: bool, dtype: torch.dtype = torch.
         loss.backward()
         opt.step()
 
-    return step
+    if fused:
+        return step
+
+    def eager_step() -> None:
+        with unfused():
+            step()
+
+    return eager_step
 
 
 def bench_engine(student: Any, quick: bool) -> dict:
     """Engine steps: 1 model (raw features, float64, encoded inputs as the trainer runs them),
-    12 and 24 models batched. ``compile_s``: building the layer and its first step (warm-up)."""
+    12 and 24 models batched; the ``_eager`` rows run every stage as its own torch ops instead of
+    the fused chain. ``compile_s``: building the layer and its first step (warm-up; the fused
+    kernels' machine code comes from numba's on-disk cache after the first run on a machine)."""
     reps = 60 if quick else 300
     out = {}
-    for name, m, enc, dtype in (("engine_1", 1, False, torch.float32), ("engine_1_f64", 1, False, torch.float64),
-                                ("engine_1_encoded", 1, True, torch.float32),
-                                ("engine_12", N_SEEDS, False, torch.float32),
-                                ("engine_12_encoded", N_SEEDS, True, torch.float32),
-                                (f"engine_{N_MODELS}_encoded", N_MODELS, True, torch.float32)):
+    for name, m, enc, dtype, fused in (
+            ("engine_1", 1, False, torch.float32, True), ("engine_1_f64", 1, False, torch.float64, True),
+            ("engine_1_encoded", 1, True, torch.float32, True),
+            ("engine_1_encoded_eager", 1, True, torch.float32, False),
+            ("engine_12", N_SEEDS, False, torch.float32, True),
+            ("engine_12_encoded", N_SEEDS, True, torch.float32, True),
+            (f"engine_{N_MODELS}_encoded", N_MODELS, True, torch.float32, True),
+            (f"engine_{N_MODELS}_encoded_eager", N_MODELS, True, torch.float32, False)):
         t0 = time.perf_counter()
-        step = engine_step(student, m, enc, dtype)
+        step = engine_step(student, m, enc, dtype, fused=fused)
         step()
         compile_s = time.perf_counter() - t0
         res = median_ms(step, reps if m == 1 else reps // 2, warmup=10)

@@ -91,9 +91,14 @@ def print_report(result: dict) -> None:
         note += f"  (max |diff| vs engine {res['max_abs_diff_vs_engine']:.1e})" if "max_abs_diff_vs_engine" in res else ""
         print(f"{name:32s} {res['median_ms']:15.3f} {res.get('cpu_median_ms', float('nan')):8.3f} {per:12.5f} "
               f"{res['ratio_vs_engine_1']:12.1f}{note}")
+    steps = result["steps"]
+    for m in (1, N_MODELS):
+        fused, eager = steps.get(f"engine_{m}_encoded", {}), steps.get(f"engine_{m}_encoded_eager", {})
+        if "median_ms" in fused and "median_ms" in eager:
+            print(f"fused stage chain vs eager stages, {m} model(s): {eager['median_ms'] / fused['median_ms']:.2f}x "
+                  f"faster (CPU {eager['cpu_median_ms'] / fused['cpu_median_ms']:.2f}x)")
     print_peers(result["peers"])
     print_floor(result["floor"])
-    steps = result["steps"]
     e1 = steps["engine_1"]["median_ms"]
     if "median_ms" in steps.get("pennylane", {}):
         print(f"\nPennyLane step / engine step: {steps['pennylane']['median_ms'] / e1:.1f}x "
