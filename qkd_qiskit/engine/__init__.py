@@ -4,7 +4,7 @@ The :class:`~qiskit.circuit.QuantumCircuit` is the single source of truth: :func
 reads its gates (recursing into gate definitions it does not know), extracts every angle as an
 affine function of the input and weight parameters, and compiles the circuit once into a short
 list of fused tensor operations. Training cost is then dominated by a handful of batched matmuls
-instead of one torch op per gate, which is what makes a 6-qubit step take about a millisecond.
+instead of one torch op per gate: a 6-qubit step of one model takes well under a millisecond.
 
 The compiled program, in order:
 
@@ -26,13 +26,23 @@ The compiled program, in order:
 * **readout**: ``|amp|^2`` times a constant sign (``"z"``) or marginalisation (``"probs"``) matrix
   (:func:`qkd_qiskit.readout.readout_table`).
 
-Per-qubit matrices are Kronecker-multiplied into each half register by one gather + product
-(:func:`~.kron.kron_gather`, ~1.1x on the 6-qubit training step). A hand-written backward for the
-stage chain (one autograd node for all stages), ``torch.compile`` (inductor generates no code for
-complex tensors: 3x slower) and fused Adam were measured too, and so was fusing all weight stages
-into one ``2^n x 2^n`` unitary per model (1.3x slower at 6 qubits for one model, 2.9x for 24: the
-64x64 products cost 8x the arithmetic of the factored stages); ``docs/engine_speed.md`` has the
-numbers and why the step at 6 qubits stays ~30x above its arithmetic floor in eager torch.
+**Fused chain** (:mod:`.fused`, the default on CPU when every stage is a weight stage: all
+amplitude-embedding students): the stages, ``|psi|^2`` and the read-out run as ONE autograd node
+whose forward and hand-derived backward are machine code compiled by numba
+(:mod:`.fused_kernels`): per-qubit matrices, their Kronecker products per half register, each
+half-register matmul as one real BLAS product on stacked real/imaginary states, phases and
+permutations, in a reused workspace. In eager torch the 6-qubit step was ~380 small ops and
+dispatch-bound; fused, one model's step is ~3x faster and 24 models' ~1.3x
+(``docs/engine_speed.md``). Circuits with per-sample stages or multiplexers after the prep, CUDA
+tensors, and :func:`unfused` blocks take the eager path below; both match Qiskit's
+``Statevector`` to rounding.
+
+Eager path: per-qubit matrices are Kronecker-multiplied into each half register by one gather +
+product (:func:`~.kron.kron_gather`, ~1.1x on the 6-qubit training step). A hand-written backward
+in torch for the stage chain (one autograd node for all stages), ``torch.compile`` (inductor
+generates no code for complex tensors: 3x slower) and fused Adam were measured too, and so was
+fusing all weight stages into one ``2^n x 2^n`` unitary per model (1.3x slower at 6 qubits for one
+model, 2.9x for 24: the 64x64 products cost 8x the arithmetic of the factored stages).
 
 Mid-circuit measurements are handled exactly by deferred measurement: a measured qubit must never
 be acted on again (checked at compile time), so its outcome equals its final computational-basis
@@ -45,7 +55,8 @@ Modules, in pipeline order: :mod:`.settings` (modes, size limits, dtypes); :mod:
 :mod:`.reader` (circuit -> atoms); :mod:`.prep` and :mod:`.schedule` (atoms -> prep and stages);
 :mod:`.layout`, :mod:`.angle_maps`, :mod:`.stage_group`, :mod:`.mux` and :mod:`.program`
 (compile-time tables); :mod:`.tables` (their torch form); :mod:`.kron`, :mod:`.stage_matrices`
-and :mod:`.stage_apply` (run time); :mod:`.arguments` and :mod:`.compiled` (the executor
+and :mod:`.stage_apply` (eager run time); :mod:`.fused` and :mod:`.fused_kernels` (the fused
+chain); :mod:`.arguments` and :mod:`.compiled` (the executor
 :class:`CompiledCircuit`); :mod:`.compiler` (:func:`compile_circuit`, :func:`compile_student`);
 :mod:`.layer` (the torch module :class:`QuantumLayer`).
 

@@ -27,7 +27,7 @@ import torch
 from qiskit.circuit import Parameter, QuantumCircuit
 
 from .arguments import normalise_args, normalise_encoded
-from .fused import fused_readout, fused_tables, usable
+from .fused import enabled, fused_readout, fused_tables, usable
 from .layout import batch_major, internal
 from .mux import apply_mux
 from .prep import prep_state
@@ -83,7 +83,7 @@ class CompiledCircuit:
         self.encodable = program.encodable
         self.n_outputs = program.readout.shape[1]
         self._tables = TorchTables(program, self.n_qubits, self.h)
-        self._fused_tables: dict[torch.dtype, SimpleNamespace] = {}
+        self._fused_tables: dict[tuple[torch.dtype, torch.device], SimpleNamespace | None] = {}
 
     def step_flops(self, batch: int, models: int = 1) -> int:
         """Real floating-point operations of one forward + backward of ``models`` x ``batch`` states.
@@ -193,25 +193,28 @@ class CompiledCircuit:
         """Read-out (or all probabilities) ``(M, B, n)`` and ``squeeze`` by the fused chain
         (:mod:`.fused`) from ``encoded`` states ``(M, B, 2^n)`` or from angles; None where the
         fused chain does not apply."""
-        if not isinstance(weights, torch.Tensor) or not usable(
-                self._tables.program.plan, self._tables.program.wgroup, weights.dtype, weights.device):
+        if not isinstance(weights, torch.Tensor) or not enabled():
+            return None
+        key = (weights.dtype, weights.device)
+        if key not in self._fused_tables:  # whether it applies, and its tables, once per dtype/device
+            prog = self._tables.program
+            ok = usable(prog.plan, prog.wgroup, *key)
+            self._fused_tables[key] = fused_tables(prog.wgroup, prog.readout, weights.dtype) if ok else None
+        tables = self._fused_tables[key]
+        if tables is None:
             return None
         if encoded is not None:
             squeeze = False
-            angles = weights.new_zeros(weights.shape[0], encoded.shape[1], 0)
         else:
             angles, weights, squeeze = normalise_args(angles, weights, self.n_inputs, self.n_weights)
-        t = self._tables.tensors(angles.dtype, angles.device)
+        t = self._tables.tensors(weights.dtype, weights.device)
         if encoded is None:
             encoded = batch_major(prep_state(t, self._tables.batch(t, angles.shape[1]), angles, weights,
                                              self.n_qubits, self.h))
         gt = t.wgroup
-        theta = apply_map(gt.slots, angles, weights, per_sample=False)
-        phase = group_phase(t, gt, angles, weights, per_sample=False, lead=theta.shape[:-1])
-        if angles.dtype not in self._fused_tables:
-            self._fused_tables[angles.dtype] = fused_tables(gt.g, angles.dtype)
-        tables = self._fused_tables[angles.dtype]
-        return fused_readout(tables, theta, phase, encoded, t.readout if readout else None), squeeze
+        theta = apply_map(gt.slots, None, weights, per_sample=False)  # weight groups read no inputs
+        phase = group_phase(t, gt, None, weights, per_sample=False, lead=theta.shape[:-1])
+        return fused_readout(tables, theta, phase, encoded, all_probs=not readout), squeeze
 
     def _run(self, angles: torch.Tensor | None, weights: torch.Tensor | None,
              psi0: torch.Tensor | None = None) -> tuple[torch.Tensor, SimpleNamespace, bool]:

@@ -9,7 +9,7 @@ hand-derived backward are loops compiled once by numba (:mod:`.fused_kernels`), 
 per step in each direction.
 
 :func:`fused_readout` is what :class:`~.compiled.CompiledCircuit` calls when :func:`usable` says the
-circuit qualifies: CPU tensors of float32/float64, every stage a weight stage (no per-sample stage
+circuit qualifies and :func:`enabled` is true: CPU tensors of float32/float64, every stage a weight stage (no per-sample stage
 or multiplexer after the prep; amplitude-embedding students qualify), at most
 ``FUSED_MAX_QUBITS`` qubits and numba importable. Otherwise the eager path runs, with the same
 results up to rounding. ``FUSED`` (here; its default is in :mod:`.settings`) switches it off:
@@ -46,7 +46,7 @@ import torch
 from .settings import FUSED
 from .stage_group import StageGroup
 
-__all__ = ["FUSED_MAX_QUBITS", "fused_readout", "fused_tables", "kernels_available", "unfused", "usable"]
+__all__ = ["FUSED_MAX_QUBITS", "enabled", "fused_readout", "fused_tables", "kernels_available", "unfused", "usable"]
 
 FUSED_MAX_QUBITS = 12
 """Largest register the fused chain takes (its scratch holds ``3 S 2^n B`` complex entries per model)."""
@@ -87,15 +87,22 @@ def unfused() -> Iterator[None]:
 
 
 def usable(plan: list, g: StageGroup | None, dtype: torch.dtype, device: torch.device) -> bool:
-    """Whether the fused chain can run this program on tensors of ``dtype`` on ``device``."""
-    return (FUSED and not _OFF[0] and g is not None and device.type == "cpu"
-            and dtype in (torch.float32, torch.float64) and g.n <= FUSED_MAX_QUBITS
-            and all(kind == "weight" for kind, _ in plan) and kernels_available())
+    """Whether the fused chain can run this program on tensors of ``dtype`` on ``device`` (fixed
+    per program, dtype and device; :func:`enabled` is the switch checked at each call)."""
+    return (g is not None and device.type == "cpu" and dtype in (torch.float32, torch.float64)
+            and g.n <= FUSED_MAX_QUBITS and all(kind == "weight" for kind, _ in plan) and kernels_available())
 
 
-def fused_tables(g: StageGroup, dtype: torch.dtype) -> SimpleNamespace:
-    """The kernel's tables of a stage group for ``dtype`` (the caller caches them)."""
+def enabled() -> bool:
+    """``FUSED`` and not inside :func:`unfused`."""
+    return FUSED and not _OFF[0]
+
+
+def fused_tables(g: StageGroup, readout: np.ndarray, dtype: torch.dtype) -> SimpleNamespace:
+    """The kernel's tables of a stage group and read-out table ``(2^n, n_out)`` for ``dtype``
+    (the caller caches them)."""
     cdt = np.complex128 if dtype == torch.float64 else np.complex64
+    real = np.float64 if dtype == torch.float64 else np.float32
     h = g.n // 2
     abc = g.abc.reshape(3, -1, 2, 2, 2)
     return SimpleNamespace(
@@ -103,7 +110,8 @@ def fused_tables(g: StageGroup, dtype: torch.dtype) -> SimpleNamespace:
         lo_used=np.array([any(q < h for q in s.local) for s in g.stages]),
         hi_used=np.array([any(q >= h for q in s.local) for s in g.stages]),
         has_perm=np.ascontiguousarray(g.has_perm), src=np.ascontiguousarray(g.src.astype(np.int64)),
-        cdt=cdt, pool={},
+        cdt=cdt, pool={}, no_phase=np.zeros((1, 1, 1), dtype=cdt),
+        readout=np.ascontiguousarray(readout, dtype=real),
     )
 
 
@@ -155,7 +163,7 @@ class _Chain(torch.autograd.Function):
     """``(theta (M, slots), phase (M, S, N) or None, psi (M, B, N)) -> psi's |amp|^2 @ readout``."""
 
     @staticmethod
-    def forward(ctx, theta, phase, psi, readout, c):
+    def forward(ctx, theta, phase, psi, all_probs, c):
         m, b, size = psi.shape
         real_dt = np.float64 if theta.dtype == torch.float64 else np.float32
         has_phase = phase is not None
@@ -164,12 +172,11 @@ class _Chain(torch.autograd.Function):
             ph = phase.detach().to(torch.complex128 if c.cdt == np.complex128 else torch.complex64)
             ph = ph.contiguous().numpy()
         else:
-            ph = np.zeros((1, 1, 1), dtype=c.cdt)
+            ph = c.no_phase
         x0 = psi.detach()
         psi_r = (x0.real if x0.is_complex() else x0).numpy()
         psi_i = x0.imag.numpy() if x0.is_complex() else psi_r
-        all_probs = readout is None
-        ro = np.zeros((1, 1), real_dt) if all_probs else readout.detach().numpy()
+        ro = c.readout
         out = np.empty((m, b, size if all_probs else ro.shape[1]), dtype=real_dt)
         th = np.ascontiguousarray(theta.detach().numpy())
         args = (th, ph, has_phase, psi_r, psi_i, x0.is_complex(), all_probs, ro)
@@ -210,13 +217,13 @@ class _Chain(torch.autograd.Function):
 
 
 def fused_readout(tables: SimpleNamespace, theta: torch.Tensor, phase: torch.Tensor | None,
-                  psi: torch.Tensor, readout: torch.Tensor | None) -> torch.Tensor:
+                  psi: torch.Tensor, all_probs: bool = False) -> torch.Tensor:
     """``|amp|^2 @ readout`` ``(M, B, n_out)`` after all stages of a group (``tables``: its
-    :func:`fused_tables`; ``readout`` (2^n, n_out), or None for all probabilities ``(M, B, 2^n)``).
+    :func:`fused_tables`), or with ``all_probs`` all probabilities ``(M, B, 2^n)``.
 
     ``theta`` (M, slots): the group's half angles; ``phase`` (M, S, 2^n): its diagonal phases
     (or None); ``psi`` (M, B, 2^n): the prepared states (real or complex)."""
     want = theta.dtype if not psi.is_complex() else (torch.complex128 if theta.dtype == torch.float64
                                                        else torch.complex64)
     psi = psi.to(want).contiguous()
-    return _Chain.apply(theta, phase, psi, readout, tables)
+    return _Chain.apply(theta, phase, psi, all_probs, tables)
