@@ -122,14 +122,15 @@ class _Token:
     done = False
 
 
-def _workspace(c: SimpleNamespace, m: int, b: int, size: int, real_dt: type, has_phase: bool
+def _workspace(c: SimpleNamespace, m: int, b: int, size: int, real_dt: type, has_phase: bool, keep: bool
                ) -> tuple[SimpleNamespace, _Token]:
     """Scratch arrays for one call, reused from an earlier call whose backward has run or whose
     graph was freed: fresh arrays cost more in page faults than the kernels at 24 models, and one
     reused workspace stays in cache (the trainer's next step starts while the previous step's
     graph is still referenced, after its backward). ``ws.gen`` counts the reuses, so a graph
-    kept for a second backward notices that its states were overwritten (:meth:`_Chain.backward`)."""
-    key = (m, b, size, real_dt, has_phase)
+    kept for a second backward notices that its states were overwritten (:meth:`_Chain.backward`).
+    Without ``keep`` (no gradient wanted: evaluation) only two states are held, not one per stage."""
+    key = (m, b, size, real_dt, has_phase, keep)
     pool = c.pool.setdefault(key, [])
     token = _Token()
     for entry in pool:
@@ -140,23 +141,25 @@ def _workspace(c: SimpleNamespace, m: int, b: int, size: int, real_dt: type, has
             return entry[1], token
     n_st, l_dim = c.src.shape[0], 1 << c.h
     a_dim = size // l_dim
+    n_x, n_h = (n_st + 1, n_st) if keep else (2, 1)
     ws = SimpleNamespace(
-        x=np.empty((m, n_st + 1, 2, size * b), dtype=real_dt), hs=np.empty((m, n_st, 2, size * b), dtype=real_dt),
-        ws=np.empty((m, n_st if has_phase else 0, 2, size * b), dtype=real_dt),
+        x=np.empty((m, n_x, 2, size * b), dtype=real_dt), hs=np.empty((m, n_h, 2, size * b), dtype=real_dt),
+        ws=np.empty((m, n_st if has_phase and keep else 0, 2, size * b), dtype=real_dt),
         uq=np.empty((m, n_st, c.n, 2, 2), dtype=c.cdt),
         kbl=np.empty((m, n_st, 2 * l_dim, 2 * l_dim), dtype=real_dt),
         kbh=np.empty((m, n_st, 2 * a_dim, 2 * a_dim), dtype=real_dt),
         gxr=np.empty((m, b, size), dtype=real_dt), gxi=np.empty((m, b, size), dtype=real_dt), gen=0,
     )
-    if (2 * n_st + 1) * m * size * b * np.dtype(real_dt).itemsize * 2 <= POOL_MAX_BYTES:
+    if (n_x + n_h) * m * size * b * np.dtype(real_dt).itemsize * 2 <= POOL_MAX_BYTES:
         pool.append([weakref.ref(token), ws])
     return ws, token
 
 
-def _run_forward(c: SimpleNamespace, args: tuple, ws: SimpleNamespace, out: np.ndarray) -> None:
+def _run_forward(c: SimpleNamespace, args: tuple, ws: SimpleNamespace, out: np.ndarray, keep: bool) -> None:
     th, ph, has_phase, psi_r, psi_i, psi_complex, all_probs, ro = args
     _KERNELS.chain_forward(th, c.abc, c.depth, c.h, c.lo_used, c.hi_used, c.has_perm, c.src, has_phase, ph,
-                           psi_r, psi_i, psi_complex, all_probs, ro, ws.x, ws.uq, ws.kbl, ws.kbh, ws.hs, ws.ws, out)
+                           psi_r, psi_i, psi_complex, all_probs, ro, keep, ws.x, ws.uq, ws.kbl, ws.kbh, ws.hs,
+                           ws.ws, out)
 
 
 class _Chain(torch.autograd.Function):
@@ -167,7 +170,8 @@ class _Chain(torch.autograd.Function):
         m, b, size = psi.shape
         real_dt = np.float64 if theta.dtype == torch.float64 else np.float32
         has_phase = phase is not None
-        ws, token = _workspace(c, m, b, size, real_dt, has_phase)
+        keep = any(ctx.needs_input_grad)
+        ws, token = _workspace(c, m, b, size, real_dt, has_phase, keep)
         if has_phase:
             ph = phase.detach().to(torch.complex128 if c.cdt == np.complex128 else torch.complex64)
             ph = ph.contiguous().numpy()
@@ -180,8 +184,8 @@ class _Chain(torch.autograd.Function):
         out = np.empty((m, b, size if all_probs else ro.shape[1]), dtype=real_dt)
         th = np.ascontiguousarray(theta.detach().numpy())
         args = (th, ph, has_phase, psi_r, psi_i, x0.is_complex(), all_probs, ro)
-        _run_forward(c, args, ws, out)
-        if any(ctx.needs_input_grad):
+        _run_forward(c, args, ws, out, keep)
+        if keep:
             ctx.args, ctx.c, ctx.ws, ctx.gen, ctx.token = args, c, ws, ws.gen, token
             ctx.phase_dtype = phase.dtype if has_phase else None
         else:
@@ -194,9 +198,9 @@ class _Chain(torch.autograd.Function):
         th, ph, has_phase, _, _, psi_complex, all_probs, ro = ctx.args
         if ws.gen != ctx.gen:  # a second backward after the workspace went to another call: recompute
             m, b, size = gout.shape[0], gout.shape[1], ctx.args[3].shape[2]
-            ws, ctx.token = _workspace(c, m, b, size, ws.x.dtype.type, has_phase)
+            ws, ctx.token = _workspace(c, m, b, size, ws.x.dtype.type, has_phase, True)
             ctx.ws, ctx.gen = ws, ws.gen
-            _run_forward(c, ctx.args, ws, np.empty(tuple(gout.shape), dtype=ws.x.dtype))
+            _run_forward(c, ctx.args, ws, np.empty(tuple(gout.shape), dtype=ws.x.dtype), True)
         gtheta = np.empty_like(th)
         gphase = np.empty_like(ph) if has_phase else ph
         go = np.ascontiguousarray(gout.detach().numpy())

@@ -119,7 +119,7 @@ def _swap_halves(x, out, d1, d2, b_dim):
 
 @njit(**_JIT)
 def chain_forward(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_phase, phase,
-                  psi_r, psi_i, psi_complex, all_probs, readout, x, uq, kbl, kbh, hs, ws, out):
+                  psi_r, psi_i, psi_complex, all_probs, readout, keep, x, uq, kbl, kbh, hs, ws, out):
     """All stages of all models, then ``|psi|^2`` times the read-out table.
 
     In: ``theta`` (M, slots) half angles; ``abc`` (3, slots, 2, 2); ``lo_used``/``hi_used``/
@@ -134,6 +134,8 @@ def chain_forward(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_pha
     phase and the permutation read it back into ``(A, L, B)``. Kept for the backward: ``x[:, s]``
     (entering stage s), ``hs``, ``ws`` (only with phases), ``uq`` (M, S, n, 2, 2) and the real
     forms ``kbl``/``kbh`` of the half matrices; every state is stacked, ``(M, S (+ 1), 2, N B)``.
+    Without ``keep`` (no backward to come) the states only need ``x`` (M, 2, ...) and ``hs``
+    (M, 1, ...), used in turn, and ``ws`` is not read.
     """
     m_dim, n_st, size = x.shape[0], src.shape[0], src.shape[1]
     b_dim = x.shape[3] // size
@@ -157,24 +159,25 @@ def chain_forward(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_pha
                 x0r[b] = psi_r[m, b, i]
                 x0i[b] = psi_i[m, b, i] if psi_complex else 0.0
         for s in range(n_st):
+            cur, nxt, hk = (s, s + 1, s) if keep else (s % 2, (s + 1) % 2, 0)
             _qubit_mats(abc, theta[m], s, n, depth, uq[m, s], scratch)
             if hi_used[s]:
                 _kron(uq[m, s], h, n - h, khi)
                 _real_form(khi, kbh[m, s])
-                np.dot(kbh[m, s], x[m, s].reshape(hi_shape), t.reshape(hi_shape))
-                _swap_halves(t, hs[m, s], a_dim, l_dim, b_dim)
+                np.dot(kbh[m, s], x[m, cur].reshape(hi_shape), t.reshape(hi_shape))
+                _swap_halves(t, hs[m, hk], a_dim, l_dim, b_dim)
             else:
-                _swap_halves(x[m, s], hs[m, s], a_dim, l_dim, b_dim)
+                _swap_halves(x[m, cur], hs[m, hk], a_dim, l_dim, b_dim)
             if lo_used[s]:
-                w = ws[m, s] if has_phase else v
+                w = ws[m, s] if has_phase and keep else v
                 _kron(uq[m, s], 0, h, klo)
                 _real_form(klo, kbl[m, s])
-                np.dot(kbl[m, s], hs[m, s].reshape(lo_shape), w.reshape(lo_shape))
+                np.dot(kbl[m, s], hs[m, hk].reshape(lo_shape), w.reshape(lo_shape))
             else:
-                w = hs[m, s]
-                if has_phase:
+                w = hs[m, hk]
+                if has_phase and keep:
                     ws[m, s, :, :] = w
-            w3, y3 = w.reshape(2, size, b_dim), x[m, s + 1].reshape(2, size, b_dim)
+            w3, y3 = w.reshape(2, size, b_dim), x[m, nxt].reshape(2, size, b_dim)
             for i in range(size):
                 j = src[s, i] if has_perm[s] else i
                 o = (j % l_dim) * a_dim + j // l_dim
@@ -188,7 +191,7 @@ def chain_forward(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_pha
                     for b in range(b_dim):
                         y_r[b] = w_r[b]
                         y_i[b] = w_i[b]
-        f3 = x[m, n_st].reshape(2, size, b_dim)
+        f3 = x[m, n_st if keep else n_st % 2].reshape(2, size, b_dim)
         if all_probs:
             for i in range(size):
                 f_r, f_i = f3[0, i], f3[1, i]
