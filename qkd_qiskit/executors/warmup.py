@@ -4,9 +4,7 @@ that what every process pays on its first training is paid there, once, and not 
 Importing this module imports torch and constructs one throw-away ``torch.optim.Adam``: torch's
 first optimizer imports its compiler stack (``torch.optim`` wraps ``Optimizer.__init__`` in a
 lazily imported dynamo guard: about 800 modules, sympy included, 2 s of CPU on the development
-machine). It also imports numba and the engine's fused kernels (:func:`~qkd_qiskit.engine.fused.kernels_available`:
-~1 s), whose machine code each worker then loads from numba's disk cache. No tensor operation
-runs, so no OpenMP thread pool exists to be copied by ``fork``.
+machine). No tensor operation runs, so no OpenMP thread pool exists to be copied by ``fork``.
 
 Example:
     >>> import qkd_qiskit.executors.warmup as w
@@ -18,9 +16,6 @@ from __future__ import annotations
 
 import torch
 
-from ..engine.fused import kernels_available
-
 torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-kernels_available()
 WARMED = True
 """Set once the warm-up above has run (what the example checks)."""
