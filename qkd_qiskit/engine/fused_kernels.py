@@ -118,6 +118,14 @@ def _swap_halves(x, out, d1, d2, b_dim):
 
 
 @njit(**_JIT)
+def _dims(x, src, uq, h):
+    """Models, stages, basis size ``N``, batch, qubits, ``L = 2^h``, ``A = N / L`` of a call."""
+    size = src.shape[1]
+    l_dim = 1 << h
+    return x.shape[0], src.shape[0], size, x.shape[3] // size, uq.shape[2], l_dim, size // l_dim
+
+
+@njit(**_JIT)
 def _dot_conj(gr, gi, sr, si):
     """``sum_b g[b] conj(s[b])`` of two complex rows (a reduction loop of its own: mixed with
     stores in one loop it ran ~4x slower)."""
@@ -157,11 +165,7 @@ def chain_forward(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_pha
     Without ``keep`` (no backward to come) the states only need ``x`` (M, 2, ...) and ``hs``
     (M, 1, ...), used in turn, and ``ws`` is not read.
     """
-    m_dim, n_st, size = x.shape[0], src.shape[0], src.shape[1]
-    b_dim = x.shape[3] // size
-    n = uq.shape[2]
-    l_dim = 1 << h
-    a_dim = size // l_dim
+    m_dim, n_st, size, b_dim, n, l_dim, a_dim = _dims(x, src, uq, h)
     hi_shape, lo_shape = (2 * a_dim, l_dim * b_dim), (2 * l_dim, a_dim * b_dim)
     scratch = np.empty((2, 2, 2), dtype=uq.dtype)
     klo = np.empty((l_dim, l_dim), dtype=uq.dtype)
@@ -282,11 +286,7 @@ def chain_backward(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_ph
     ``[G_x_r; G_x_i] = K_real^T [G_r; G_i]`` (the real form of ``K^H``): two matrix products.
     Writes ``gtheta`` (M, slots), ``gphase`` (M, S, N) (with phases) and the input states'
     gradient ``gxr``/``gxi`` (M, B, N)."""
-    m_dim, n_st, size = x.shape[0], src.shape[0], src.shape[1]
-    b_dim = x.shape[3] // size
-    n = uq.shape[2]
-    l_dim = 1 << h
-    a_dim = size // l_dim
+    m_dim, n_st, size, b_dim, n, l_dim, a_dim = _dims(x, src, uq, h)
     hi_shape, lo_shape = (2 * a_dim, l_dim * b_dim), (2 * l_dim, a_dim * b_dim)
     g = np.empty((2, size * b_dim), dtype=x.dtype)
     t = np.empty((2, size * b_dim), dtype=x.dtype)
