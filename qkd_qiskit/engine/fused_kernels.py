@@ -19,7 +19,12 @@ from numba import njit
 
 __all__ = ["chain_backward", "chain_forward"]
 
-_JIT = dict(cache=True, fastmath=True, nogil=True)
+_JIT = dict(cache=True, nogil=True)
+"""No ``fastmath``: with it, LLVM may reassociate sums and fuse multiply-adds differently in a
+kernel compiled in the running process and in the same kernel loaded from numba's disk cache (the
+phase gradient's reduction gave different last bits in a fresh and a cache-warm process, so a run
+with worker processes was no longer bit for bit the one-process run). Without it every variant
+computes the same IEEE operations in the same order."""
 
 
 @njit(**_JIT)
