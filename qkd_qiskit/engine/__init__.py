@@ -32,7 +32,7 @@ whose forward and hand-derived backward are machine code compiled by numba
 (:mod:`.fused_kernels`): per-qubit matrices, their Kronecker products per half register, each
 half-register matmul as one real BLAS product on stacked real/imaginary states, phases and
 permutations, in a reused workspace. In eager torch the 6-qubit step was ~380 small ops and
-dispatch-bound; fused, one model's step is ~3x faster and 24 models' ~1.3x
+dispatch-bound; fused, one model's training step is ~3.5x faster and 24 models' ~1.7-1.9x
 (``docs/engine_speed.md``). Circuits with per-sample stages or multiplexers after the prep, CUDA
 tensors, and :func:`unfused` blocks take the eager path below; both match Qiskit's
 ``Statevector`` to rounding.
