@@ -5,12 +5,13 @@ dispatch-bound at ~2 % of the arithmetic floor (``docs/engine_speed.md``); induc
 code for complex tensors, and torch offers no fused kernel for a chain of small Kronecker-factored
 matmuls. Here the whole chain (per-qubit 2x2 matrices from the slot angles, their Kronecker
 products per half register, the half-register matmuls, phases, permutations, ``|psi|^2``) and its
-hand-derived backward are loops compiled once by numba (:mod:`.fused_kernels`), called once
-per step in each direction.
+hand-derived backward are loops and BLAS calls compiled once by numba (:mod:`.fused_kernels`),
+called once per step in each direction.
 
 :func:`fused_readout` is what :class:`~.compiled.CompiledCircuit` calls when :func:`usable` says the
-circuit qualifies and :func:`enabled` is true: CPU tensors of float32/float64, every stage a weight stage (no per-sample stage
-or multiplexer after the prep; amplitude-embedding students qualify), at most
+circuit qualifies and :func:`enabled` is true: CPU tensors of float32/float64, every stage a
+weight stage (no per-sample stage or multiplexer after the prep; amplitude-embedding students
+qualify), at most
 ``FUSED_MAX_QUBITS`` qubits and numba importable. Otherwise the eager path runs, with the same
 results up to rounding. ``FUSED`` (here; its default is in :mod:`.settings`) switches it off:
 ``monkeypatch.setattr(qkd_qiskit.engine.fused, "FUSED", False)``.
@@ -34,10 +35,9 @@ Example:
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import weakref
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Iterator
 
 import numpy as np
@@ -49,7 +49,8 @@ from .stage_group import StageGroup
 __all__ = ["FUSED_MAX_QUBITS", "enabled", "fused_readout", "fused_tables", "kernels_available", "unfused", "usable"]
 
 FUSED_MAX_QUBITS = 12
-"""Largest register the fused chain takes (its scratch holds ``3 S 2^n B`` complex entries per model)."""
+"""Largest register the fused chain takes (a training call keeps ``2 S + 1`` states of ``2^n B``
+complex entries per model for its backward)."""
 
 POOL_MAX_BYTES = 1 << 25
 """Workspaces up to this size are kept for reuse (training mini-batches); larger ones (an
