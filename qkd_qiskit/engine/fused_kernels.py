@@ -212,10 +212,7 @@ def chain_forward(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_pha
                 o = (j % l_dim) * a_dim + j // l_dim
                 w_r, w_i, y_r, y_i = w3[0, o], w3[1, o], y3[0, i], y3[1, i]
                 if has_phase:
-                    pr, pi = phase[m, s, j].real, phase[m, s, j].imag
-                    for b in range(b_dim):
-                        y_r[b] = pr * w_r[b] - pi * w_i[b]
-                        y_i[b] = pr * w_i[b] + pi * w_r[b]
+                    _phase_row(phase[m, s, j].real, phase[m, s, j].imag, w_r, w_i, y_r, y_i)
                 else:
                     for b in range(b_dim):
                         y_r[b] = w_r[b]
