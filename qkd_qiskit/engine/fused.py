@@ -46,7 +46,7 @@ import torch
 from .settings import FUSED
 from .stage_group import StageGroup
 
-__all__ = ["FUSED_MAX_QUBITS", "enabled", "fused_readout", "fused_tables", "kernels_available", "unfused", "usable"]
+__all__ = ["FUSED_MAX_QUBITS", "RECOMPUTE_BYTES", "enabled", "fused_readout", "fused_tables", "kernels_available", "unfused", "usable"]
 
 FUSED_MAX_QUBITS = 12
 """Largest register the fused chain takes (a training call keeps ``2 S + 1`` states of ``2^n B``
@@ -56,6 +56,16 @@ POOL_MAX_BYTES = 1 << 25
 """Workspaces up to this size are kept for reuse (training mini-batches); larger ones (an
 evaluation over a whole data set) are freed after use."""
 
+RECOMPUTE_BYTES = 1 << 22
+"""A training call whose kept states (all models) would exceed this many bytes keeps none: its
+backward recomputes each model's forward just before that model's backward
+(:func:`~.fused_kernels.chain_backward_recompute`), so that model's states are read back from the
+core's cache instead of from memory. Same bits either way. Measured (``docs/engine_speed.md``,
+fifth session): 6-qubit students keep 210-260 KB per model of 32 samples; at 24 models (5-6 MB)
+the kept kernels spent 1.5-1.8x per model what they spent at 1-4 models, and recomputing made the
+trainer's step 15-22 % faster for the q_nd students (equal for hea); at 12 models (2.5-3 MB)
+keeping was still as fast or faster."""
+
 _KERNELS = None
 
 
@@ -64,11 +74,12 @@ def kernels_available() -> bool:
     global _KERNELS
     if _KERNELS is None:
         try:
-            from .fused_kernels import chain_backward, chain_forward
+            from .fused_kernels import chain_backward, chain_backward_recompute, chain_forward
         except ImportError:
             _KERNELS = False
         else:
-            _KERNELS = SimpleNamespace(chain_forward=chain_forward, chain_backward=chain_backward)
+            _KERNELS = SimpleNamespace(chain_forward=chain_forward, chain_backward=chain_backward,
+                                       chain_backward_recompute=chain_backward_recompute)
     return _KERNELS is not False
 
 
@@ -123,15 +134,18 @@ class _Token:
     done = False
 
 
-def _workspace(c: SimpleNamespace, m: int, b: int, size: int, real_dt: type, has_phase: bool, keep: bool
-               ) -> tuple[SimpleNamespace, _Token]:
+def _workspace(c: SimpleNamespace, m: int, b: int, size: int, real_dt: type, has_phase: bool, keep: bool,
+               gx: int) -> tuple[SimpleNamespace, _Token]:
     """Scratch arrays for one call, reused from an earlier call whose backward has run or whose
     graph was freed: fresh arrays cost more in page faults than the kernels at 24 models, and one
     reused workspace stays in cache (the trainer's next step starts while the previous step's
     graph is still referenced, after its backward). ``ws.gen`` counts the reuses, so a graph
     kept for a second backward notices that its states were overwritten (:meth:`_Chain.backward`).
-    Without ``keep`` (no gradient wanted: evaluation) only two states are held, not one per stage."""
-    key = (m, b, size, real_dt, has_phase, keep)
+
+    ``m``: models whose states are held (1: one model's, reused by each model in turn); with
+    ``keep`` one state per stage (for a backward), else two; ``gx``: models of the input-state
+    gradient arrays."""
+    key = (m, b, size, real_dt, has_phase, keep, gx)
     pool = c.pool.setdefault(key, [])
     token = _Token()
     for entry in pool:
@@ -149,11 +163,17 @@ def _workspace(c: SimpleNamespace, m: int, b: int, size: int, real_dt: type, has
         uq=np.empty((m, n_st, c.n, 2, 2), dtype=c.cdt),
         kbl=np.empty((m, n_st, 2 * l_dim, 2 * l_dim), dtype=real_dt),
         kbh=np.empty((m, n_st, 2 * a_dim, 2 * a_dim), dtype=real_dt),
-        gxr=np.empty((m, b, size), dtype=real_dt), gxi=np.empty((m, b, size), dtype=real_dt), gen=0,
+        gxr=np.empty((gx, b, size), dtype=real_dt), gxi=np.empty((gx, b, size), dtype=real_dt), gen=0,
     )
-    if (n_x + n_h) * m * size * b * np.dtype(real_dt).itemsize * 2 <= POOL_MAX_BYTES:
+    if sum(a.nbytes for a in (ws.x, ws.hs, ws.ws, ws.gxr, ws.gxi)) <= POOL_MAX_BYTES:
         pool.append([weakref.ref(token), ws])
     return ws, token
+
+
+def _kept_bytes(c: SimpleNamespace, m: int, b: int, size: int, real_dt: type, has_phase: bool) -> int:
+    """Bytes of the states a kept training call holds for its backward (``m`` models)."""
+    n_st = c.src.shape[0]
+    return m * (2 * n_st + 1 + (n_st if has_phase else 0)) * 2 * size * b * np.dtype(real_dt).itemsize
 
 
 def _run_forward(c: SimpleNamespace, args: tuple, ws: SimpleNamespace, out: np.ndarray, keep: bool) -> None:
@@ -171,8 +191,10 @@ class _Chain(torch.autograd.Function):
         m, b, size = psi.shape
         real_dt = np.float64 if theta.dtype == torch.float64 else np.float32
         has_phase = phase is not None
-        keep = any(ctx.needs_input_grad)
-        ws, token = _workspace(c, m, b, size, real_dt, has_phase, keep)
+        grad = any(ctx.needs_input_grad)
+        recompute = grad and m > 1 and _kept_bytes(c, m, b, size, real_dt, has_phase) > RECOMPUTE_BYTES
+        keep = grad and not recompute
+        ws, token = _workspace(c, m if keep else 1, b, size, real_dt, has_phase, keep, m if keep else 0)
         if has_phase:
             ph = phase.detach().to(torch.complex128 if c.cdt == np.complex128 else torch.complex64)
             ph = ph.contiguous().numpy()
@@ -186,28 +208,35 @@ class _Chain(torch.autograd.Function):
         th = np.ascontiguousarray(theta.detach().numpy())
         args = (th, ph, has_phase, psi_r, psi_i, x0.is_complex(), all_probs, ro)
         _run_forward(c, args, ws, out, keep)
-        if keep:
-            ctx.args, ctx.c, ctx.ws, ctx.gen, ctx.token = args, c, ws, ws.gen, token
+        if grad:
+            ctx.args, ctx.c, ctx.ws, ctx.gen, ctx.token, ctx.recompute = args, c, ws, ws.gen, token, recompute
             ctx.phase_dtype = phase.dtype if has_phase else None
-        else:
+        if not keep:
             token.done = True
         return torch.from_numpy(out)
 
     @staticmethod
     def backward(ctx, gout):
         c, ws = ctx.c, ctx.ws
-        th, ph, has_phase, _, _, psi_complex, all_probs, ro = ctx.args
-        if ws.gen != ctx.gen:  # a second backward after the workspace went to another call: recompute
-            m, b, size = gout.shape[0], gout.shape[1], ctx.args[3].shape[2]
-            ws, ctx.token = _workspace(c, m, b, size, ws.x.dtype.type, has_phase, True)
-            ctx.ws, ctx.gen = ws, ws.gen
-            _run_forward(c, ctx.args, ws, np.empty(tuple(gout.shape), dtype=ws.x.dtype), True)
+        th, ph, has_phase, psi_r, psi_i, psi_complex, all_probs, ro = ctx.args
+        m, b, size = gout.shape[0], gout.shape[1], psi_r.shape[2]
         gtheta = np.empty_like(th)
         gphase = np.empty_like(ph) if has_phase else ph
         go = np.ascontiguousarray(gout.detach().numpy())
-        _KERNELS.chain_backward(th, c.abc, c.depth, c.h, c.lo_used, c.hi_used, c.has_perm, c.src, has_phase,
-                                ph, all_probs, ro, ws.x, ws.uq, ws.kbl, ws.kbh, ws.hs, ws.ws, go, gtheta,
-                                gphase, ws.gxr, ws.gxi)
+        if ctx.recompute:  # one model's states at a time, recomputed next to its backward
+            ws, ctx.token = _workspace(c, 1, b, size, ws.x.dtype.type, has_phase, True, m)
+            _KERNELS.chain_backward_recompute(th, c.abc, c.depth, c.h, c.lo_used, c.hi_used, c.has_perm, c.src,
+                                              has_phase, ph, psi_r, psi_i, psi_complex, all_probs, ro, ws.x,
+                                              ws.uq, ws.kbl, ws.kbh, ws.hs, ws.ws, go, gtheta, gphase, ws.gxr,
+                                              ws.gxi)
+        else:
+            if ws.gen != ctx.gen:  # a second backward after the workspace went to another call: recompute
+                ws, ctx.token = _workspace(c, m, b, size, ws.x.dtype.type, has_phase, True, m)
+                ctx.ws, ctx.gen = ws, ws.gen
+                _run_forward(c, ctx.args, ws, np.empty(tuple(gout.shape), dtype=ws.x.dtype), True)
+            _KERNELS.chain_backward(th, c.abc, c.depth, c.h, c.lo_used, c.hi_used, c.has_perm, c.src, has_phase,
+                                    ph, all_probs, ro, ws.x, ws.uq, ws.kbl, ws.kbh, ws.hs, ws.ws, go, gtheta,
+                                    gphase, ws.gxr, ws.gxi)
         g_theta = torch.from_numpy(gtheta) if ctx.needs_input_grad[0] else None
         g_phase = None
         if has_phase and ctx.needs_input_grad[1]:

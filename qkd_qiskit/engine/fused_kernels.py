@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["chain_backward", "chain_forward"]
+__all__ = ["chain_backward", "chain_backward_recompute", "chain_forward"]
 
 _JIT = dict(cache=True, nogil=True)
 """No ``fastmath``: with it, LLVM may reassociate sums and fuse multiply-adds differently in a
@@ -124,10 +124,10 @@ def _swap_halves(x, out, d1, d2, b_dim):
 
 @njit(**_JIT)
 def _dims(x, src, uq, h):
-    """Models, stages, basis size ``N``, batch, qubits, ``L = 2^h``, ``A = N / L`` of a call."""
+    """Basis size ``N``, batch, qubits, ``L = 2^h``, ``A = N / L`` of one model's arrays."""
     size = src.shape[1]
     l_dim = 1 << h
-    return x.shape[0], src.shape[0], size, x.shape[3] // size, uq.shape[2], l_dim, size // l_dim
+    return size, x.shape[2] // size, uq.shape[1], l_dim, size // l_dim
 
 
 @njit(**_JIT)
@@ -167,76 +167,94 @@ def chain_forward(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_pha
     phase and the permutation read it back into ``(A, L, B)``. Kept for the backward: ``x[:, s]``
     (entering stage s), ``hs``, ``ws`` (only with phases), ``uq`` (M, S, n, 2, 2) and the real
     forms ``kbl``/``kbh`` of the half matrices; every state is stacked, ``(M, S (+ 1), 2, N B)``.
-    Without ``keep`` (no backward to come) the states only need ``x`` (M, 2, ...) and ``hs``
-    (M, 1, ...), used in turn, and ``ws`` is not read.
+    Without ``keep`` (no backward to come, or :func:`chain_backward_recompute` will recompute)
+    the states only need ``x`` (M or 1, 2, ...) and ``hs`` (M or 1, 1, ...), used in turn, and
+    ``ws`` is not read; with a leading size of 1 every model uses the same scratch.
     """
-    m_dim, n_st, size, b_dim, n, l_dim, a_dim = _dims(x, src, uq, h)
+    tmp = _forward_scratch(x, src, uq, h, readout)
+    for m in range(theta.shape[0]):
+        w = m if x.shape[0] > 1 else 0
+        ph = phase[m] if has_phase else phase[0]
+        _forward_model(theta[m], abc, depth, h, lo_used, hi_used, has_perm, src, has_phase, ph, psi_r[m],
+                       psi_i[m], psi_complex, all_probs, readout, keep, x[w], uq[w], kbl[w], kbh[w], hs[w],
+                       ws[w], out[m], *tmp)
+
+
+@njit(**_JIT)
+def _forward_scratch(x, src, uq, h, readout):
+    """Temporaries of :func:`_forward_model` (allocated once per call, shared by the models)."""
+    size, b_dim, n, l_dim, a_dim = _dims(x[0], src, uq[0], h)
+    return (np.empty((2, 2, 2), dtype=uq.dtype), np.empty((l_dim, l_dim), dtype=uq.dtype),
+            np.empty((a_dim, a_dim), dtype=uq.dtype), np.empty((2, size * b_dim), dtype=x.dtype),
+            np.empty((2, size * b_dim), dtype=x.dtype), np.empty((readout.shape[1], b_dim), dtype=x.dtype),
+            np.empty(b_dim, dtype=x.dtype))
+
+
+@njit(**_JIT)
+def _forward_model(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_phase, phase, psi_r, psi_i,
+                   psi_complex, all_probs, readout, keep, x, uq, kbl, kbh, hs, ws, out,
+                   scratch, klo, khi, t, v, acc, p_row):
+    """:func:`chain_forward` of one model (every array here is that model's slice)."""
+    size, b_dim, n, l_dim, a_dim = _dims(x, src, uq, h)
+    n_st = src.shape[0]
     hi_shape, lo_shape = (2 * a_dim, l_dim * b_dim), (2 * l_dim, a_dim * b_dim)
-    scratch = np.empty((2, 2, 2), dtype=uq.dtype)
-    klo = np.empty((l_dim, l_dim), dtype=uq.dtype)
-    khi = np.empty((a_dim, a_dim), dtype=uq.dtype)
-    t = np.empty((2, size * b_dim), dtype=x.dtype)
-    v = np.empty((2, size * b_dim), dtype=x.dtype)
-    n_out = readout.shape[1]
-    acc = np.empty((n_out, b_dim), dtype=x.dtype)
-    p_row = np.empty(b_dim, dtype=x.dtype)
-    for m in range(m_dim):
-        x3 = x[m, 0].reshape(2, size, b_dim)
+    x3 = x[0].reshape(2, size, b_dim)
+    for i in range(size):
+        x0r, x0i = x3[0, i], x3[1, i]
+        for b in range(b_dim):
+            x0r[b] = psi_r[b, i]
+            x0i[b] = psi_i[b, i] if psi_complex else 0.0
+    for s in range(n_st):
+        cur, nxt, hk = (s, s + 1, s) if keep else (s % 2, (s + 1) % 2, 0)
+        _qubit_mats(abc, theta, s, n, depth, uq[s], scratch)
+        if hi_used[s]:
+            _kron(uq[s], h, n - h, khi)
+            _real_form(khi, kbh[s])
+            np.dot(kbh[s], x[cur].reshape(hi_shape), t.reshape(hi_shape))
+            _swap_halves(t, hs[hk], a_dim, l_dim, b_dim)
+        else:
+            _swap_halves(x[cur], hs[hk], a_dim, l_dim, b_dim)
+        if lo_used[s]:
+            w = ws[s] if has_phase and keep else v
+            _kron(uq[s], 0, h, klo)
+            _real_form(klo, kbl[s])
+            np.dot(kbl[s], hs[hk].reshape(lo_shape), w.reshape(lo_shape))
+        else:
+            w = hs[hk]
+            if has_phase and keep:
+                ws[s, :, :] = w
+        w3, y3 = w.reshape(2, size, b_dim), x[nxt].reshape(2, size, b_dim)
         for i in range(size):
-            x0r, x0i = x3[0, i], x3[1, i]
-            for b in range(b_dim):
-                x0r[b] = psi_r[m, b, i]
-                x0i[b] = psi_i[m, b, i] if psi_complex else 0.0
-        for s in range(n_st):
-            cur, nxt, hk = (s, s + 1, s) if keep else (s % 2, (s + 1) % 2, 0)
-            _qubit_mats(abc, theta[m], s, n, depth, uq[m, s], scratch)
-            if hi_used[s]:
-                _kron(uq[m, s], h, n - h, khi)
-                _real_form(khi, kbh[m, s])
-                np.dot(kbh[m, s], x[m, cur].reshape(hi_shape), t.reshape(hi_shape))
-                _swap_halves(t, hs[m, hk], a_dim, l_dim, b_dim)
+            j = src[s, i] if has_perm[s] else i
+            o = (j % l_dim) * a_dim + j // l_dim
+            w_r, w_i, y_r, y_i = w3[0, o], w3[1, o], y3[0, i], y3[1, i]
+            if has_phase:
+                _phase_row(phase[s, j].real, phase[s, j].imag, w_r, w_i, y_r, y_i)
             else:
-                _swap_halves(x[m, cur], hs[m, hk], a_dim, l_dim, b_dim)
-            if lo_used[s]:
-                w = ws[m, s] if has_phase and keep else v
-                _kron(uq[m, s], 0, h, klo)
-                _real_form(klo, kbl[m, s])
-                np.dot(kbl[m, s], hs[m, hk].reshape(lo_shape), w.reshape(lo_shape))
-            else:
-                w = hs[m, hk]
-                if has_phase and keep:
-                    ws[m, s, :, :] = w
-            w3, y3 = w.reshape(2, size, b_dim), x[m, nxt].reshape(2, size, b_dim)
-            for i in range(size):
-                j = src[s, i] if has_perm[s] else i
-                o = (j % l_dim) * a_dim + j // l_dim
-                w_r, w_i, y_r, y_i = w3[0, o], w3[1, o], y3[0, i], y3[1, i]
-                if has_phase:
-                    _phase_row(phase[m, s, j].real, phase[m, s, j].imag, w_r, w_i, y_r, y_i)
-                else:
-                    for b in range(b_dim):
-                        y_r[b] = w_r[b]
-                        y_i[b] = w_i[b]
-        f3 = x[m, n_st if keep else n_st % 2].reshape(2, size, b_dim)
-        if all_probs:
-            for i in range(size):
-                f_r, f_i = f3[0, i], f3[1, i]
                 for b in range(b_dim):
-                    out[m, b, i] = f_r[b] * f_r[b] + f_i[b] * f_i[b]
-            continue
-        acc[:] = 0.0
+                    y_r[b] = w_r[b]
+                    y_i[b] = w_i[b]
+    f3 = x[n_st if keep else n_st % 2].reshape(2, size, b_dim)
+    if all_probs:
         for i in range(size):
             f_r, f_i = f3[0, i], f3[1, i]
             for b in range(b_dim):
-                p_row[b] = f_r[b] * f_r[b] + f_i[b] * f_i[b]
-            for o in range(n_out):
-                r = readout[i, o]
-                a_o = acc[o]
-                for b in range(b_dim):
-                    a_o[b] += r * p_row[b]
+                out[b, i] = f_r[b] * f_r[b] + f_i[b] * f_i[b]
+        return
+    n_out = readout.shape[1]
+    acc[:] = 0.0
+    for i in range(size):
+        f_r, f_i = f3[0, i], f3[1, i]
         for b in range(b_dim):
-            for o in range(n_out):
-                out[m, b, o] = acc[o, b]
+            p_row[b] = f_r[b] * f_r[b] + f_i[b] * f_i[b]
+        for o in range(n_out):
+            r = readout[i, o]
+            a_o = acc[o]
+            for b in range(b_dim):
+                a_o[b] += r * p_row[b]
+    for b in range(b_dim):
+        for o in range(n_out):
+            out[b, o] = acc[o, b]
 
 
 @njit(**_JIT)
@@ -282,85 +300,124 @@ def _qubit_back(abc, theta, s, n, depth, guq, gtheta, scratch):
 @njit(**_JIT)
 def chain_backward(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_phase, phase,
                    all_probs, readout, x, uq, kbl, kbh, hs, ws, gout, gtheta, gphase, gxr, gxi):
-    """Backward of :func:`chain_forward` for ``gout`` (M, B, n_out) (or (M, B, N) if ``all_probs``).
+    """Backward of :func:`chain_forward` (run with ``keep``) for ``gout`` (M, B, n_out) (or
+    (M, B, N) if ``all_probs``).
 
     Per half: ``mm = [G_r; G_i] [x_r; x_i]^T`` gives ``G_K`` (:func:`_grad_k`) and
     ``[G_x_r; G_x_i] = K_real^T [G_r; G_i]`` (the real form of ``K^H``): two matrix products.
     Writes ``gtheta`` (M, slots), ``gphase`` (M, S, N) (with phases) and the input states'
     gradient ``gxr``/``gxi`` (M, B, N)."""
-    m_dim, n_st, size, b_dim, n, l_dim, a_dim = _dims(x, src, uq, h)
+    tmp = _backward_scratch(x, src, uq, h, depth, readout)
+    for m in range(theta.shape[0]):
+        gp = gphase[m] if has_phase else gphase[0]
+        ph = phase[m] if has_phase else phase[0]
+        _backward_model(theta[m], abc, depth, h, lo_used, hi_used, has_perm, src, has_phase, ph, all_probs,
+                        readout, x[m], uq[m], kbl[m], kbh[m], hs[m], ws[m], gout[m], gtheta[m], gp, gxr[m],
+                        gxi[m], *tmp)
+
+
+@njit(**_JIT)
+def chain_backward_recompute(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_phase, phase,
+                             psi_r, psi_i, psi_complex, all_probs, readout, x, uq, kbl, kbh, hs, ws, gout,
+                             gtheta, gphase, gxr, gxi):
+    """:func:`chain_backward` without kept states: for each model in turn, its forward is recomputed
+    (with ``keep``) into the one-model workspace ``x``, ``uq``, ... (leading size 1), then its
+    backward runs while those states are still in cache. The same operations in the same order as
+    a kept forward, so the same bits; it pays when the kept states of all models would not fit in
+    the core's cache (``fused.RECOMPUTE_BYTES``)."""
+    ftmp = _forward_scratch(x, src, uq, h, readout)
+    btmp = _backward_scratch(x, src, uq, h, depth, readout)
+    out = np.empty((gout.shape[1], gout.shape[2]), dtype=x.dtype)
+    for m in range(theta.shape[0]):
+        ph = phase[m] if has_phase else phase[0]
+        gp = gphase[m] if has_phase else gphase[0]
+        _forward_model(theta[m], abc, depth, h, lo_used, hi_used, has_perm, src, has_phase, ph, psi_r[m],
+                       psi_i[m], psi_complex, all_probs, readout, True, x[0], uq[0], kbl[0], kbh[0], hs[0],
+                       ws[0], out, *ftmp)
+        _backward_model(theta[m], abc, depth, h, lo_used, hi_used, has_perm, src, has_phase, ph, all_probs,
+                        readout, x[0], uq[0], kbl[0], kbh[0], hs[0], ws[0], gout[m], gtheta[m], gp, gxr[m],
+                        gxi[m], *btmp)
+
+
+@njit(**_JIT)
+def _backward_scratch(x, src, uq, h, depth, readout):
+    """Temporaries of :func:`_backward_model` (allocated once per call, shared by the models)."""
+    size, b_dim, n, l_dim, a_dim = _dims(x[0], src, uq[0], h)
+    return (np.empty((2, size * b_dim), dtype=x.dtype), np.empty((2, size * b_dim), dtype=x.dtype),
+            np.empty((2 * l_dim, 2 * l_dim), dtype=x.dtype), np.empty((2 * a_dim, 2 * a_dim), dtype=x.dtype),
+            np.empty((l_dim, l_dim), dtype=uq.dtype), np.empty((a_dim, a_dim), dtype=uq.dtype),
+            np.empty((n, 2, 2), dtype=uq.dtype), np.empty((3 * depth + 2, 2, 2), dtype=uq.dtype),
+            np.empty((readout.shape[1], b_dim), dtype=x.dtype), np.empty(b_dim, dtype=x.dtype))
+
+
+@njit(**_JIT)
+def _backward_model(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_phase, phase, all_probs,
+                    readout, x, uq, kbl, kbh, hs, ws, gout, gtheta, gphase, gxr, gxi,
+                    g, t, mm_lo, mm_hi, gk_lo, gk_hi, guq, scratch, g_t, gp_row):
+    """:func:`chain_backward` of one model (every array here is that model's slice)."""
+    size, b_dim, n, l_dim, a_dim = _dims(x, src, uq, h)
+    n_st = src.shape[0]
     hi_shape, lo_shape = (2 * a_dim, l_dim * b_dim), (2 * l_dim, a_dim * b_dim)
-    g = np.empty((2, size * b_dim), dtype=x.dtype)
-    t = np.empty((2, size * b_dim), dtype=x.dtype)
-    mm_lo = np.empty((2 * l_dim, 2 * l_dim), dtype=x.dtype)
-    mm_hi = np.empty((2 * a_dim, 2 * a_dim), dtype=x.dtype)
-    gk_lo = np.empty((l_dim, l_dim), dtype=uq.dtype)
-    gk_hi = np.empty((a_dim, a_dim), dtype=uq.dtype)
-    guq = np.empty((n, 2, 2), dtype=uq.dtype)
-    scratch = np.empty((3 * depth + 2, 2, 2), dtype=uq.dtype)
     n_out = readout.shape[1]
-    g_t = np.empty((n_out, b_dim), dtype=x.dtype)
-    gp_row = np.empty(b_dim, dtype=x.dtype)
-    for m in range(m_dim):
-        gtheta[m] = 0.0
-        f3, g3 = x[m, n_st].reshape(2, size, b_dim), g.reshape(2, size, b_dim)
-        if not all_probs:
+    gtheta[:] = 0.0
+    f3, g3 = x[n_st].reshape(2, size, b_dim), g.reshape(2, size, b_dim)
+    if not all_probs:
+        for b in range(b_dim):
+            for o in range(n_out):
+                g_t[o, b] = 2.0 * gout[b, o]
+    for i in range(size):
+        if all_probs:
             for b in range(b_dim):
-                for o in range(n_out):
-                    g_t[o, b] = 2.0 * gout[m, b, o]
-        for i in range(size):
-            if all_probs:
+                gp_row[b] = 2.0 * gout[b, i]
+        else:
+            for b in range(b_dim):
+                gp_row[b] = 0.0
+            for o in range(n_out):
+                r = readout[i, o]
+                g_o = g_t[o]
                 for b in range(b_dim):
-                    gp_row[b] = 2.0 * gout[m, b, i]
+                    gp_row[b] += r * g_o[b]
+        f_r, f_i, g_r, g_i = f3[0, i], f3[1, i], g3[0, i], g3[1, i]
+        for b in range(b_dim):
+            g_r[b] = gp_row[b] * f_r[b]
+            g_i[b] = gp_row[b] * f_i[b]
+    for s in range(n_st - 1, -1, -1):
+        # y[i] = ph[j] w[j] (j = src[i]; w stored as (L, A, B)) -> G_w, as (L, A, B), in t
+        g3, t3 = g.reshape(2, size, b_dim), t.reshape(2, size, b_dim)
+        w3 = ws[s].reshape(2, size, b_dim) if has_phase else t3
+        for i in range(size):
+            j = src[s, i] if has_perm[s] else i
+            o = (j % l_dim) * a_dim + j // l_dim
+            g_r, g_i, t_r, t_i = g3[0, i], g3[1, i], t3[0, o], t3[1, o]
+            if has_phase:
+                gphase[s, j] = _dot_conj(g_r, g_i, w3[0, o], w3[1, o])
+                _phase_row(phase[s, j].real, -phase[s, j].imag, g_r, g_i, t_r, t_i)
             else:
                 for b in range(b_dim):
-                    gp_row[b] = 0.0
-                for o in range(n_out):
-                    r = readout[i, o]
-                    g_o = g_t[o]
-                    for b in range(b_dim):
-                        gp_row[b] += r * g_o[b]
-            f_r, f_i, g_r, g_i = f3[0, i], f3[1, i], g3[0, i], g3[1, i]
-            for b in range(b_dim):
-                g_r[b] = gp_row[b] * f_r[b]
-                g_i[b] = gp_row[b] * f_i[b]
-        for s in range(n_st - 1, -1, -1):
-            # y[i] = ph[j] w[j] (j = src[i]; w stored as (L, A, B)) -> G_w, as (L, A, B), in t
-            g3, t3 = g.reshape(2, size, b_dim), t.reshape(2, size, b_dim)
-            w3 = ws[m, s].reshape(2, size, b_dim) if has_phase else t3
-            for i in range(size):
-                j = src[s, i] if has_perm[s] else i
-                o = (j % l_dim) * a_dim + j // l_dim
-                g_r, g_i, t_r, t_i = g3[0, i], g3[1, i], t3[0, o], t3[1, o]
-                if has_phase:
-                    gphase[m, s, j] = _dot_conj(g_r, g_i, w3[0, o], w3[1, o])
-                    _phase_row(phase[m, s, j].real, -phase[m, s, j].imag, g_r, g_i, t_r, t_i)
-                else:
-                    for b in range(b_dim):
-                        t_r[b] = g_r[b]
-                        t_i[b] = g_i[b]
-            guq[:] = 0.0
-            if lo_used[s]:  # G_w (L, A, B) in t -> G_h in g
-                np.dot(t.reshape(lo_shape), hs[m, s].reshape(lo_shape).T, mm_lo)
-                _grad_k(mm_lo, gk_lo)
-                _kron_back(uq[m, s], 0, h, gk_lo, guq)
-                np.dot(kbl[m, s].T, t.reshape(lo_shape), g.reshape(lo_shape))
-                _swap_halves(g, t, l_dim, a_dim, b_dim)  # -> (A, L, B) in t
-            else:
-                _swap_halves(t, g, l_dim, a_dim, b_dim)
-                g, t = t, g
-            if hi_used[s]:  # G of the mixed state (A, L, B) in t -> G_x in g
-                np.dot(t.reshape(hi_shape), x[m, s].reshape(hi_shape).T, mm_hi)
-                _grad_k(mm_hi, gk_hi)
-                _kron_back(uq[m, s], h, n - h, gk_hi, guq)
-                np.dot(kbh[m, s].T, t.reshape(hi_shape), g.reshape(hi_shape))
-            else:
-                g, t = t, g
-            if lo_used[s] or hi_used[s]:
-                _qubit_back(abc, theta[m], s, n, depth, guq, gtheta[m], scratch)
-        g3 = g.reshape(2, size, b_dim)
-        for i in range(size):
-            g_r, g_i = g3[0, i], g3[1, i]
-            for b in range(b_dim):
-                gxr[m, b, i] = g_r[b]
-                gxi[m, b, i] = g_i[b]
+                    t_r[b] = g_r[b]
+                    t_i[b] = g_i[b]
+        guq[:] = 0.0
+        if lo_used[s]:  # G_w (L, A, B) in t -> G_h in g
+            np.dot(t.reshape(lo_shape), hs[s].reshape(lo_shape).T, mm_lo)
+            _grad_k(mm_lo, gk_lo)
+            _kron_back(uq[s], 0, h, gk_lo, guq)
+            np.dot(kbl[s].T, t.reshape(lo_shape), g.reshape(lo_shape))
+            _swap_halves(g, t, l_dim, a_dim, b_dim)  # -> (A, L, B) in t
+        else:
+            _swap_halves(t, g, l_dim, a_dim, b_dim)
+            g, t = t, g
+        if hi_used[s]:  # G of the mixed state (A, L, B) in t -> G_x in g
+            np.dot(t.reshape(hi_shape), x[s].reshape(hi_shape).T, mm_hi)
+            _grad_k(mm_hi, gk_hi)
+            _kron_back(uq[s], h, n - h, gk_hi, guq)
+            np.dot(kbh[s].T, t.reshape(hi_shape), g.reshape(hi_shape))
+        else:
+            g, t = t, g
+        if lo_used[s] or hi_used[s]:
+            _qubit_back(abc, theta, s, n, depth, guq, gtheta, scratch)
+    g3 = g.reshape(2, size, b_dim)
+    for i in range(size):
+        g_r, g_i = g3[0, i], g3[1, i]
+        for b in range(b_dim):
+            gxr[b, i] = g_r[b]
+            gxi[b, i] = g_i[b]

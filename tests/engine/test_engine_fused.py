@@ -177,3 +177,32 @@ def test_unfused_block_runs_the_eager_path(fused_calls):
         out = prog(torch.tensor(angles), torch.tensor(w))
     assert not fused_calls
     assert np.abs(out[0].numpy() - reference_readout(st, angles[0], w)).max() < TOL
+
+
+@pytest.mark.parametrize("name", ["q3", "hea"])
+def test_recomputed_backward_matches_parameter_shift(name, fused_calls, monkeypatch):
+    """Above ``RECOMPUTE_BYTES`` of kept states the forward keeps none and the backward recomputes
+    each model's states next to its backward: each model's gradient against parameter shift, and
+    (as documented) bit for bit the gradient of the kept path."""
+    st = student(name)
+    prog = compile_student(st)
+    rng = np.random.default_rng(11)
+    m, b = 3, 2
+    angles = np.asarray(st.input_angles(rng.normal(size=(m * b, 64)))).reshape(m, b, -1)
+    w = rng.uniform(0, 2 * np.pi, (m, len(st.weight_params)))
+    c = rng.normal(size=(m, b, prog.n_outputs))
+    kernels = fused._KERNELS
+    recomputed = []
+    original = kernels.chain_backward_recompute
+    monkeypatch.setattr(kernels, "chain_backward_recompute", lambda *a: recomputed.append(1) or original(*a))
+    grads = {}
+    for limit in (0, 1 << 40):
+        monkeypatch.setattr(fused, "RECOMPUTE_BYTES", limit)
+        wt = torch.tensor(w, requires_grad=True)
+        (prog(torch.tensor(angles), wt) * torch.tensor(c)).sum().backward()
+        grads[limit] = wt.grad
+    assert recomputed == [1] and len(fused_calls) == 2
+    for k in range(m):
+        ref = sum(c[k, j] @ shift_jacobian(st, angles[k, j], w[k]) for j in range(b))
+        assert np.abs(grads[0][k].numpy() - ref).max() < TOL
+    assert torch.equal(grads[0], grads[1 << 40])
