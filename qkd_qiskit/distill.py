@@ -25,6 +25,7 @@ from torch import nn
 
 from .models import narrow_models, narrowable, restore_models
 from .progress import progress_bar
+from .train_step import FusedStep
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,8 @@ def train_ensemble(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x
     xt, yt = prepare_inputs(model, _to(x_train, ref)), torch.as_tensor(y_train, device=ref.device)
     xv, yv = prepare_inputs(model, _to(x_val, ref)), torch.as_tensor(y_val, device=ref.device)
     order_gens = [torch.Generator().manual_seed(int(s) + 7919) for s in seeds]
-    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    fused = FusedStep.build(model, settings.lr, kd)  # one compiled kernel per step where the model allows
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr) if fused is None else None
     best = {k: v.detach().clone() for k, v in model.state_dict().items()}
     best_loss = torch.full((n_models,), math.inf, dtype=torch.float64)
     best_epoch = torch.zeros(n_models, dtype=torch.long)
@@ -151,12 +153,15 @@ def train_ensemble(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x
         train_loss = torch.zeros(len(ids), dtype=torch.float64)
         for start in range(0, n, settings.batch_size):
             idx = perms[:, start:start + settings.batch_size]
-            t_batch = _model_rows(batch.t_train, idx) if batch.t_train is not None else None
-            loss = distillation_loss(apply_model(model, _rows(xt, idx)), _rows(yt, idx), kd=kd,
-                                     kd_mask=batch.kd_mask, teacher_targets=t_batch)
-            opt.zero_grad(set_to_none=True)
-            loss.sum().backward()
-            opt.step()
+            if fused is not None:
+                loss = fused(xt, yt, idx, batch.t_train, batch.kd_mask)
+            else:
+                t_batch = _model_rows(batch.t_train, idx) if batch.t_train is not None else None
+                loss = distillation_loss(apply_model(model, _rows(xt, idx)), _rows(yt, idx), kd=kd,
+                                         kd_mask=batch.kd_mask, teacher_targets=t_batch)
+                opt.zero_grad(set_to_none=True)
+                loss.sum().backward()
+                opt.step()
             train_loss += loss.detach().double().cpu() * idx.shape[1]
         model.eval()
         with torch.no_grad():
@@ -180,7 +185,7 @@ def train_ensemble(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x
         if bool((stopped_at > 0).all()):
             break
         if narrow and bool(newly_stopped.any()):
-            batch = batch.narrowed(model, opt, stopped_at[ids] == 0)
+            batch = batch.narrowed(model, fused if opt is None else opt, stopped_at[ids] == 0)
     stopped_at = torch.where(stopped_at == 0, torch.full_like(stopped_at, epoch), stopped_at)
     restore_models(model, best)
     model.load_state_dict(best)
@@ -220,7 +225,7 @@ class _Batch:
     kd_mask: torch.Tensor | None
     device: torch.device
 
-    def narrowed(self, model: nn.Module, opt: torch.optim.Optimizer, keep: torch.Tensor) -> "_Batch":
+    def narrowed(self, model: nn.Module, opt: torch.optim.Optimizer | FusedStep, keep: torch.Tensor) -> "_Batch":
         """Drop the models not in ``keep`` (a mask over ``ids``) from the model, the optimizer's
         per-parameter state (Adam's moments are stacked over models like the parameters) and here."""
         keep = keep.clone()
@@ -232,7 +237,9 @@ class _Batch:
         ids = self.ids[rows]
         size = len(self.ids)
         narrow_models(model, rows.tolist(), ids.tolist())
-        for state in opt.state.values():
+        if isinstance(opt, FusedStep):
+            opt.narrow(rows.tolist())
+        for state in getattr(opt, "state", {}).values():
             for key, value in state.items():
                 if torch.is_tensor(value) and value.dim() and value.shape[0] == size:
                     state[key] = value[rows.to(value.device)].clone()

@@ -27,7 +27,7 @@ import torch
 from qiskit.circuit import Parameter, QuantumCircuit
 
 from .arguments import normalise_args, normalise_encoded
-from .fused import enabled, fused_readout, fused_tables, usable
+from .fused import enabled, fused_readout, fused_tables, step_tables, usable
 from .layout import batch_major, internal
 from .mux import apply_mux
 from .prep import prep_state
@@ -187,6 +187,16 @@ class CompiledCircuit:
         # (a pow of a strided view, a broadcast sum) took 2x as long at 24 models (docs/engine_speed.md)
         probs = (psi * psi.conj()).real if psi.is_complex() else psi.square()
         return batch_major(probs), t, squeeze
+
+    def fused_step_tables(self, dtype: torch.dtype) -> SimpleNamespace | None:
+        """The fused chain's tables with the weight -> angle maps as dense arrays
+        (:func:`~.fused.step_tables`), for code that runs whole training steps of encoded inputs in
+        compiled code (``qkd_qiskit.train_step``); None where the fused chain does not apply on CPU
+        or the circuit is not encodable."""
+        prog = self._tables.program
+        if not (self.encodable and enabled() and usable(prog.plan, prog.wgroup, dtype, torch.device("cpu"))):
+            return None
+        return step_tables(prog.wgroup, prog.readout, dtype, self.n_weights)
 
     def _fused(self, angles: torch.Tensor | None, weights: torch.Tensor | None, encoded: torch.Tensor | None,
                readout: bool) -> tuple[torch.Tensor, bool] | None:

@@ -46,7 +46,8 @@ import torch
 from .settings import FUSED
 from .stage_group import StageGroup
 
-__all__ = ["FUSED_MAX_QUBITS", "RECOMPUTE_BYTES", "enabled", "fused_readout", "fused_tables", "kernels_available", "unfused", "usable"]
+__all__ = ["FUSED_MAX_QUBITS", "RECOMPUTE_BYTES", "enabled", "fused_readout", "fused_tables", "kernels_available",
+           "step_tables", "unfused", "usable"]
 
 FUSED_MAX_QUBITS = 12
 """Largest register the fused chain takes (a training call keeps ``2 S + 1`` states of ``2^n B``
@@ -125,6 +126,44 @@ def fused_tables(g: StageGroup, readout: np.ndarray, dtype: torch.dtype) -> Simp
         cdt=cdt, pool={}, no_phase=np.zeros((1, 1, 1), dtype=cdt),
         readout=np.ascontiguousarray(readout, dtype=real),
     )
+
+
+def step_tables(g: StageGroup, readout: np.ndarray, dtype: torch.dtype, n_w: int) -> SimpleNamespace:
+    """:func:`fused_tables` plus the group's weight -> angle maps as dense arrays, for a kernel that
+    computes the slot angles and phases itself (``qkd_qiskit.train_step``):
+
+    * ``slot_a`` (P = ``n_w``, slots), ``slot_off`` (slots,): half angles ``theta = slot_off + w @ slot_a``;
+    * ``phase_mode``: 0 no phases; 1 constant phases ``const`` (S, 2^n) complex; 2 weight-dependent
+      phases ``exp(i phi)``, ``phi = (diag_off + w @ diag_a) @ diag_pat + const_phi`` (flat S 2^n).
+    """
+    c = fused_tables(g, readout, dtype)
+    real = np.float64 if dtype == torch.float64 else np.float32
+    c.slot_a, c.slot_off = _dense_map(g.slots, n_w, real)
+    c.phase_mode = 0 if not g.has_phase else (1 if g.diag is None else 2)
+    const = g.const_phase
+    c.const = np.ascontiguousarray((np.cos(const) if g.real else np.exp(1j * const)).astype(c.cdt))
+    if c.phase_mode == 2:
+        c.diag_a, c.diag_off = _dense_map(g.diag, n_w, real)
+        c.diag_pat = np.ascontiguousarray(g.diag_pat, dtype=real)
+        c.const_phi = np.ascontiguousarray(const.reshape(-1), dtype=real)
+    else:
+        c.diag_a, c.diag_off = np.zeros((n_w, 0), dtype=real), np.zeros(0, dtype=real)
+        c.diag_pat, c.const_phi = np.zeros((0, const.size), dtype=real), np.zeros(const.size, dtype=real)
+    return c
+
+
+def _dense_map(amap, n_w: int, real: type) -> tuple[np.ndarray, np.ndarray]:
+    """``(A (n_w, slots), offset (slots,))`` with ``angles = offset + w @ A`` of an affine map that
+    reads weights only."""
+    if amap.in_kind is not None:
+        raise ValueError("step_tables: a weight group's angles depend on inputs")
+    a = np.zeros((n_w, amap.n_slots))
+    if amap.w_kind == "dense":
+        a[:amap.w_data.shape[0]] = amap.w_data
+    elif amap.w_kind == "select":
+        idx, coef = amap.w_data
+        a[idx, np.arange(amap.n_slots)] = coef
+    return np.ascontiguousarray(a, dtype=real), np.ascontiguousarray(amap.offset, dtype=real)
 
 
 class _Token:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["chain_backward", "chain_backward_recompute", "chain_forward"]
+__all__ = ["backward_model", "backward_scratch", "chain_backward", "chain_backward_recompute", "chain_forward",
+           "forward_model", "forward_scratch"]
 
 _JIT = dict(cache=True, nogil=True)
 """No ``fastmath``: with it, LLVM may reassociate sums and fuse multiply-adds differently in a
@@ -171,18 +172,18 @@ def chain_forward(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_pha
     the states only need ``x`` (M or 1, 2, ...) and ``hs`` (M or 1, 1, ...), used in turn, and
     ``ws`` is not read; with a leading size of 1 every model uses the same scratch.
     """
-    tmp = _forward_scratch(x, src, uq, h, readout)
+    tmp = forward_scratch(x, src, uq, h, readout)
     for m in range(theta.shape[0]):
         w = m if x.shape[0] > 1 else 0
         ph = phase[m] if has_phase else phase[0]
-        _forward_model(theta[m], abc, depth, h, lo_used, hi_used, has_perm, src, has_phase, ph, psi_r[m],
+        forward_model(theta[m], abc, depth, h, lo_used, hi_used, has_perm, src, has_phase, ph, psi_r[m],
                        psi_i[m], psi_complex, all_probs, readout, keep, x[w], uq[w], kbl[w], kbh[w], hs[w],
                        ws[w], out[m], *tmp)
 
 
 @njit(**_JIT)
-def _forward_scratch(x, src, uq, h, readout):
-    """Temporaries of :func:`_forward_model` (allocated once per call, shared by the models)."""
+def forward_scratch(x, src, uq, h, readout):
+    """Temporaries of :func:`forward_model` (allocated once per call, shared by the models)."""
     size, b_dim, n, l_dim, a_dim = _dims(x[0], src, uq[0], h)
     return (np.empty((2, 2, 2), dtype=uq.dtype), np.empty((l_dim, l_dim), dtype=uq.dtype),
             np.empty((a_dim, a_dim), dtype=uq.dtype), np.empty((2, size * b_dim), dtype=x.dtype),
@@ -191,10 +192,12 @@ def _forward_scratch(x, src, uq, h, readout):
 
 
 @njit(**_JIT)
-def _forward_model(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_phase, phase, psi_r, psi_i,
+def forward_model(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_phase, phase, psi_r, psi_i,
                    psi_complex, all_probs, readout, keep, x, uq, kbl, kbh, hs, ws, out,
                    scratch, klo, khi, t, v, acc, p_row):
-    """:func:`chain_forward` of one model (every array here is that model's slice)."""
+    """:func:`chain_forward` of one model (every array here is that model's slice; the last seven are
+    :func:`forward_scratch`). A building block for kernels that run more of a step per model
+    (``qkd_qiskit.train_step``)."""
     size, b_dim, n, l_dim, a_dim = _dims(x, src, uq, h)
     n_st = src.shape[0]
     hi_shape, lo_shape = (2 * a_dim, l_dim * b_dim), (2 * l_dim, a_dim * b_dim)
@@ -307,11 +310,11 @@ def chain_backward(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_ph
     ``[G_x_r; G_x_i] = K_real^T [G_r; G_i]`` (the real form of ``K^H``): two matrix products.
     Writes ``gtheta`` (M, slots), ``gphase`` (M, S, N) (with phases) and the input states'
     gradient ``gxr``/``gxi`` (M, B, N)."""
-    tmp = _backward_scratch(x, src, uq, h, depth, readout)
+    tmp = backward_scratch(x, src, uq, h, depth, readout)
     for m in range(theta.shape[0]):
         gp = gphase[m] if has_phase else gphase[0]
         ph = phase[m] if has_phase else phase[0]
-        _backward_model(theta[m], abc, depth, h, lo_used, hi_used, has_perm, src, has_phase, ph, all_probs,
+        backward_model(theta[m], abc, depth, h, lo_used, hi_used, has_perm, src, has_phase, ph, all_probs,
                         readout, x[m], uq[m], kbl[m], kbh[m], hs[m], ws[m], gout[m], gtheta[m], gp, gxr[m],
                         gxi[m], *tmp)
 
@@ -325,23 +328,23 @@ def chain_backward_recompute(theta, abc, depth, h, lo_used, hi_used, has_perm, s
     backward runs while those states are still in cache. The same operations in the same order as
     a kept forward, so the same bits; it pays when the kept states of all models would not fit in
     the core's cache (``fused.RECOMPUTE_BYTES``)."""
-    ftmp = _forward_scratch(x, src, uq, h, readout)
-    btmp = _backward_scratch(x, src, uq, h, depth, readout)
+    ftmp = forward_scratch(x, src, uq, h, readout)
+    btmp = backward_scratch(x, src, uq, h, depth, readout)
     out = np.empty((gout.shape[1], gout.shape[2]), dtype=x.dtype)
     for m in range(theta.shape[0]):
         ph = phase[m] if has_phase else phase[0]
         gp = gphase[m] if has_phase else gphase[0]
-        _forward_model(theta[m], abc, depth, h, lo_used, hi_used, has_perm, src, has_phase, ph, psi_r[m],
+        forward_model(theta[m], abc, depth, h, lo_used, hi_used, has_perm, src, has_phase, ph, psi_r[m],
                        psi_i[m], psi_complex, all_probs, readout, True, x[0], uq[0], kbl[0], kbh[0], hs[0],
                        ws[0], out, *ftmp)
-        _backward_model(theta[m], abc, depth, h, lo_used, hi_used, has_perm, src, has_phase, ph, all_probs,
+        backward_model(theta[m], abc, depth, h, lo_used, hi_used, has_perm, src, has_phase, ph, all_probs,
                         readout, x[0], uq[0], kbl[0], kbh[0], hs[0], ws[0], gout[m], gtheta[m], gp, gxr[m],
                         gxi[m], *btmp)
 
 
 @njit(**_JIT)
-def _backward_scratch(x, src, uq, h, depth, readout):
-    """Temporaries of :func:`_backward_model` (allocated once per call, shared by the models)."""
+def backward_scratch(x, src, uq, h, depth, readout):
+    """Temporaries of :func:`backward_model` (allocated once per call, shared by the models)."""
     size, b_dim, n, l_dim, a_dim = _dims(x[0], src, uq[0], h)
     return (np.empty((2, size * b_dim), dtype=x.dtype), np.empty((2, size * b_dim), dtype=x.dtype),
             np.empty((2 * l_dim, 2 * l_dim), dtype=x.dtype), np.empty((2 * a_dim, 2 * a_dim), dtype=x.dtype),
@@ -351,10 +354,11 @@ def _backward_scratch(x, src, uq, h, depth, readout):
 
 
 @njit(**_JIT)
-def _backward_model(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_phase, phase, all_probs,
+def backward_model(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_phase, phase, all_probs,
                     readout, x, uq, kbl, kbh, hs, ws, gout, gtheta, gphase, gxr, gxi,
                     g, t, mm_lo, mm_hi, gk_lo, gk_hi, guq, scratch, g_t, gp_row):
-    """:func:`chain_backward` of one model (every array here is that model's slice)."""
+    """:func:`chain_backward` of one model (every array here is that model's slice; the last ten are
+    :func:`backward_scratch`)."""
     size, b_dim, n, l_dim, a_dim = _dims(x, src, uq, h)
     n_st = src.shape[0]
     hi_shape, lo_shape = (2 * a_dim, l_dim * b_dim), (2 * l_dim, a_dim * b_dim)

@@ -25,7 +25,7 @@ LAYERS = [
     {"backends"},
     {"qnn", "noisy"},
     {"models"},
-    {"distill"},
+    {"distill", "train_step"},
     {"rundir", "summaries"},
     {"trained"},
     {"experiments", "studies", "sweep", "reuse"},

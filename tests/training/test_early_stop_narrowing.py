@@ -30,6 +30,13 @@ def _hybrid():
     return HybridStudent(build_student("hea", n_qubits=3, layers=2), 3, gens, readout_norm="affine")
 
 
+def _hybrid_fused_step():
+    """No read-out normalisation: trained by the fused step (qkd_qiskit.train_step), whose Adam
+    moments are narrowed with the model."""
+    gens = [torch.Generator().manual_seed(s) for s in SEEDS]
+    return HybridStudent(build_student("q3", n_qubits=4, layers=2), 3, gens)
+
+
 def _noisy_shots():
     """Per-model shot-noise generators: state outside the tensors (``NoisyStudent.select_models``)."""
     from qkd_qiskit.backends import AerProfile
@@ -66,7 +73,8 @@ def _train(build, narrow):
     return net, outcomes, sizes.sizes
 
 
-@pytest.mark.parametrize("build", [_mlp, _hybrid, _noisy_shots], ids=["mlp", "hea_readout_norm", "noisy_shots"])
+@pytest.mark.parametrize("build", [_mlp, _hybrid, _hybrid_fused_step, _noisy_shots],
+                         ids=["mlp", "hea_readout_norm", "q3_fused_step", "noisy_shots"])
 def test_narrowing_changes_no_bit(build):
     net_a, out_a, sizes_a = _train(build, narrow=False)
     net_b, out_b, sizes_b = _train(build, narrow=True)
