@@ -1,4 +1,4 @@
-"""The fused training step: one Adam step of every model of a hybrid student, in compiled code.
+"""The fused training step: one Adam step of every model of an ensemble, in compiled code.
 
 Why by hand: with the stage chain fused (:mod:`qkd_qiskit.engine.fused`), what was left of a
 trainer step was torch dispatch around it: the head, the loss, autograd and Adam cost ~2-3 ms of a
@@ -9,11 +9,14 @@ kernel does, model by model: the slot angles and phases from the weights, the ch
 (:func:`~qkd_qiskit.distill.distillation_loss`'s formula) and its gradient, the chain's backward,
 the chain rule down to the weights, and Adam (``torch.optim.Adam``'s update with its defaults),
 while that model's states are in cache. Each model's arithmetic depends on that model alone.
+The classical models (:class:`~qkd_qiskit.models.EnsembleMLP`: the teacher, the linear student)
+get the same treatment (their layers, ReLU, loss, backward and Adam in one kernel): their step was
+pure torch dispatch (~1.3 ms for 12 teachers of 64-16-8-3 on 32 samples each).
 
-What qualifies (:meth:`FusedStep.build`): a :class:`~qkd_qiskit.models.HybridStudent` itself (not
-a subclass) with no read-out normalisation, a one-layer head and every parameter trainable,
-float32/float64 on CPU, whose circuit the fused chain runs with encodable inputs (amplitude
-embedding). Everything else, and everything inside :func:`qkd_qiskit.engine.unfused`, trains with
+What qualifies (:meth:`FusedStep.build`): an :class:`~qkd_qiskit.models.EnsembleMLP`, or a
+:class:`~qkd_qiskit.models.HybridStudent` itself (not a subclass) with no read-out normalisation and
+a one-layer head whose circuit the fused chain runs with encodable inputs (amplitude embedding);
+every parameter trainable, float32/float64 on CPU. Everything else, and everything inside :func:`qkd_qiskit.engine.unfused`, trains with
 torch autograd and ``torch.optim.Adam``; the two agree up to rounding
 (``tests/training/test_train_step.py``).
 
@@ -37,10 +40,11 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 from numba import njit
+from torch import nn
 
 from .engine import fused
 from .engine.fused_kernels import backward_model, backward_scratch, forward_model, forward_scratch
-from .models import HybridStudent
+from .models import EnsembleMLP, HybridStudent
 
 __all__ = ["FusedStep"]
 
@@ -127,7 +131,7 @@ def _step(w, hw, hb, m1w, m2w, m1h, m2h, m1b, m2b, adam, slot_a, slot_off, phase
     theta, gtheta = np.empty(slot_a.shape[1], dtype=dt), np.empty(slot_a.shape[1], dtype=dt)
     phase, gphase = np.empty((n_st, size), dtype=uq.dtype), np.empty((n_st, size), dtype=uq.dtype)
     gphi = np.empty(n_st * size, dtype=dt)
-    psi, gxr, gxi = np.empty((b_dim, size), dtype=dt), np.empty((b_dim, size), dtype=dt), np.empty((b_dim, size), dtype=dt)
+    psi, no_gx = np.empty((b_dim, size), dtype=dt), np.empty((0, size), dtype=dt)  # inputs are constants
     q, gq, gz = np.empty((b_dim, n_out), dtype=dt), np.empty((b_dim, n_out), dtype=dt), np.empty((b_dim, n_cls), dtype=dt)
     z, ls, lt = np.empty(n_cls, dtype=dt), np.empty(n_cls, dtype=dt), np.empty(n_cls, dtype=dt)
     gw, ghw, ghb = np.empty(n_w, dtype=dt), np.empty((n_out, n_cls), dtype=dt), np.empty(n_cls, dtype=dt)
@@ -164,7 +168,7 @@ def _step(w, hw, hb, m1w, m2w, m1h, m2h, m1b, m2b, adam, slot_a, slot_off, phase
                     acc += gz[b, c] * hw[m, k, c]
                 gq[b, k] = acc
         backward_model(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_phase, phase, False, readout,
-                       x[0], uq[0], kbl[0], kbh[0], hs[0], ws[0], gq, gtheta, gphase, gxr, gxi, *btmp)
+                       x[0], uq[0], kbl[0], kbh[0], hs[0], ws[0], gq, gtheta, gphase, no_gx, no_gx, *btmp)
         gw[:] = np.dot(slot_a, gtheta)
         if phase_mode == 2:  # d phase / d phi = i phase: d loss / d phi = Im(G conj(phase))
             for s in range(n_st):
@@ -177,47 +181,159 @@ def _step(w, hw, hb, m1w, m2w, m1h, m2h, m1b, m2b, adam, slot_a, slot_off, phase
         _adam(hb[m], ghb, m1b[m], m2b[m], adam)
 
 
-class FusedStep:
-    """Adam steps of a :class:`~qkd_qiskit.models.HybridStudent` ensemble by one compiled kernel per
-    step (see the module docstring). Owns Adam's moments; the trainer tells it which models remain
-    after an early stop (:meth:`narrow`)."""
+@njit(**_JIT)
+def _mlp_step(ws, bs, m1w, m2w, m1b, m2b, adam, x, labels, idx, t_logp, kd_on, loss_w, loss_out):
+    """One training step of every model of an MLP ensemble: layers ``ws[l]`` (M, in, out) and
+    ``bs[l]`` (M, out), ReLU between them (:class:`~qkd_qiskit.models.EnsembleMLP`), inputs ``x``
+    (N, F) shared by the models, ``idx`` (M, B) each model's mini-batch rows."""
+    m_dim, b_dim = idx.shape
+    n_layers = len(ws)
+    dt = x.dtype
+    widths = np.empty(n_layers + 1, dtype=np.int64)
+    widths[0] = x.shape[1]
+    for layer in range(n_layers):
+        widths[layer + 1] = ws[layer].shape[2]
+    offsets = np.zeros(n_layers + 1, dtype=np.int64)
+    for layer in range(1, n_layers + 1):
+        offsets[layer] = offsets[layer - 1] + b_dim * widths[layer - 1]
+    acts = np.empty(offsets[n_layers], dtype=dt)  # the input and every hidden layer's output, (B, width) each
+    n_cls = widths[n_layers]
+    z, ls, lt = np.empty(n_cls, dtype=dt), np.empty(n_cls, dtype=dt), np.empty(n_cls, dtype=dt)
+    gz = np.empty((b_dim, n_cls), dtype=dt)
+    for m in range(m_dim):
+        rows = idx[m]
+        a_in = acts[0:b_dim * widths[0]].reshape(b_dim, widths[0])
+        for b in range(b_dim):
+            a_in[b, :] = x[rows[b]]
+        for layer in range(n_layers - 1):
+            a_out = acts[offsets[layer + 1]:offsets[layer + 1] + b_dim * widths[layer + 1]].reshape(b_dim, widths[layer + 1])
+            np.dot(a_in, ws[layer][m], a_out)
+            bias = bs[layer][m]
+            for b in range(b_dim):
+                for k in range(widths[layer + 1]):
+                    a_out[b, k] = max(a_out[b, k] + bias[k], 0.0)
+            a_in = a_out
+        last = n_layers - 1
+        loss_out[m] = _head_loss(a_in, ws[last][m], bs[last][m], rows, labels, t_logp[m if kd_on[m] else 0],
+                                 kd_on[m], loss_w, z, ls, lt, gz)
+        g = gz
+        for layer in range(n_layers - 1, -1, -1):
+            a_in = acts[offsets[layer]:offsets[layer] + b_dim * widths[layer]].reshape(b_dim, widths[layer])
+            w_l = ws[layer][m]
+            gw = np.dot(a_in.T, g)
+            gb = np.zeros(widths[layer + 1], dtype=dt)
+            for b in range(b_dim):
+                for k in range(widths[layer + 1]):
+                    gb[k] += g[b, k]
+            if layer > 0:  # through the ReLU of the layer below (its output a_in > 0)
+                g_prev = np.dot(g, w_l.T)
+                for b in range(b_dim):
+                    for k in range(widths[layer]):
+                        if not a_in[b, k] > 0:
+                            g_prev[b, k] = 0.0
+                g = g_prev
+            _adam(w_l.reshape(-1), gw.reshape(-1), m1w[layer][m].reshape(-1), m2w[layer][m].reshape(-1), adam)
+            _adam(bs[layer][m], gb, m1b[layer][m], m2b[layer][m], adam)
 
-    def __init__(self, model: HybridStudent, tables: SimpleNamespace, lr: float, kd, betas=(0.9, 0.999),
+
+class FusedStep:
+    """Adam steps of a model ensemble by one compiled kernel per step (see the module docstring):
+    :meth:`build` picks the kernel for the model, or returns None. Owns Adam's moments; the trainer
+    tells it which models remain after an early stop (:meth:`narrow`)."""
+
+    def __init__(self, model: nn.Module, lr: float, kd, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8):
-        self.model, self.t = model, tables
+        self.model = model
         self.lr, self.betas, self.eps = lr, betas, eps
         self.loss_w = np.array([kd.ce_weight, kd.kd_weight, kd.temperature], dtype=np.float64)
-        self.moments = [np.zeros(p.shape, dtype=p.detach().numpy().dtype) for p in self._params() for _ in range(2)]
+        self.moments = [[np.zeros(p.shape, dtype=p.detach().numpy().dtype) for p in self._params()] for _ in range(2)]
         self.steps = 0
+
+    @staticmethod
+    def build(model: nn.Module, lr: float, kd=None) -> FusedStep | None:
+        """A fused step for ``model``, or None where it does not qualify (the trainer then uses
+        torch): a plain :class:`~qkd_qiskit.models.HybridStudent` (see the module docstring) or an
+        :class:`~qkd_qiskit.models.EnsembleMLP` (the teacher, the linear student), every parameter
+        trainable, float32/float64 on CPU. ``kd``: a :class:`~qkd_qiskit.distill.KDWeights`
+        (default CE + KL at T = 1)."""
+        params = list(model.parameters())
+        if (not fused.enabled() or not fused.kernels_available() or not all(p.requires_grad for p in params)
+                or any(p.device.type != "cpu" or p.dtype not in (torch.float32, torch.float64) for p in params)):
+            return None
+        kd = kd if kd is not None else SimpleNamespace(ce_weight=1.0, kd_weight=1.0, temperature=1.0)
+        if type(model) is EnsembleMLP and len(params) == 2 * len(model.layers):
+            return _MLPStep(model, lr, kd)
+        if (type(model) is HybridStudent and model.readout_norm is None and len(model.head.layers) == 1
+                and len(params) == 3):
+            tables = model.quantum.program.fused_step_tables(params[0].dtype)
+            if tables is not None:
+                return _HybridStep(model, lr, kd, tables)
+        return None
+
+    def _params(self) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def _check(self, inputs: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def _run(self, params: list[np.ndarray], adam: np.ndarray, inputs: np.ndarray, labels: np.ndarray,
+             idx: np.ndarray, t_logp: np.ndarray, kd_on: np.ndarray, loss: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def __call__(self, inputs: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor,
+                 teacher_targets: torch.Tensor | None = None, kd_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """One step on each model's mini-batch: ``inputs`` ``(N, ...)`` (a hybrid student's encoded
+        states, an MLP's features) and ``labels`` ``(N,)`` shared by the models, ``idx`` ``(M, B)``
+        rows per model, ``teacher_targets`` ``(M, N, C)`` the teacher's log-probabilities
+        (:func:`~qkd_qiskit.distill.teacher_log_probs`; None: KD off), ``kd_mask`` ``(M,)`` which
+        models use them. Updates the parameters in place; returns each model's loss before the
+        update, ``(M,)``."""
+        self._check(inputs)
+        params = [p.detach().numpy() for p in self._params()]
+        dt = params[0].dtype
+        m = idx.shape[0]
+        if teacher_targets is None:
+            t_logp, kd_on = np.zeros((1, 1, params[-1].shape[-1]), dtype=dt), np.zeros(m, dtype=np.bool_)
+        else:
+            t_logp = np.ascontiguousarray(teacher_targets.detach().numpy(), dtype=dt)
+            kd_on = np.ones(m, dtype=np.bool_) if kd_mask is None else kd_mask.cpu().numpy().astype(np.bool_)
+        self.steps += 1
+        b1, b2 = self.betas
+        adam = np.array([self.lr, b1, b2, self.eps, 1 - b1 ** self.steps, (1 - b2 ** self.steps) ** 0.5])
+        loss = np.empty(m, dtype=dt)
+        self._run(params, adam, np.ascontiguousarray(inputs.detach().numpy(), dtype=dt),
+                  np.ascontiguousarray(labels.numpy(), dtype=np.int64), np.ascontiguousarray(idx.numpy(), dtype=np.int64),
+                  t_logp, kd_on, loss)
+        return torch.from_numpy(loss)
+
+    def narrow(self, rows: list[int]) -> None:
+        """Keep Adam's moments of the models at positions ``rows`` only (the trainer narrowed the
+        model the same way)."""
+        self.moments = [[np.ascontiguousarray(mo[rows]) for mo in moments] for moments in self.moments]
+
+
+class _HybridStep(FusedStep):
+    """:func:`_step` for a plain :class:`~qkd_qiskit.models.HybridStudent`."""
+
+    def __init__(self, model: HybridStudent, lr: float, kd, tables: SimpleNamespace):
+        super().__init__(model, lr, kd)
+        self.t = tables
         self._work: dict[int, tuple[np.ndarray, ...]] = {}
 
-    @classmethod
-    def build(cls, model, lr: float, kd=None) -> FusedStep | None:
-        """A fused step for ``model``, or None where it does not qualify (the trainer then uses
-        torch). ``kd``: a :class:`~qkd_qiskit.distill.KDWeights` (default CE + KL at T = 1)."""
-        if type(model) is not HybridStudent or model.readout_norm is not None or len(model.head.layers) != 1:
-            return None
-        params = list(model.parameters())
-        if len(params) != 3 or not all(p.requires_grad for p in params):
-            return None
-        w = model.quantum.weights
-        if w.device.type != "cpu" or not fused.kernels_available():
-            return None
-        tables = model.quantum.program.fused_step_tables(w.dtype)
-        if tables is None:
-            return None
-        if kd is None:
-            kd = SimpleNamespace(ce_weight=1.0, kd_weight=1.0, temperature=1.0)
-        return cls(model, tables, lr, kd)
-
-    def _params(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _params(self) -> list[torch.Tensor]:
         layer = self.model.head.layers[0]
-        return self.model.quantum.weights, layer.weight, layer.bias
+        return [self.model.quantum.weights, layer.weight, layer.bias]
 
-    def _workspace(self, b: int) -> tuple[np.ndarray, ...]:
+    def _check(self, inputs: torch.Tensor) -> None:
+        size = self.t.src.shape[1]
+        if inputs.is_complex() or inputs.dim() != 2 or inputs.shape[1] != size:
+            raise ValueError(f"FusedStep: expected real encoded states (N, {size}), "
+                             f"got {tuple(inputs.shape)} {inputs.dtype}")
+
+    def _workspace(self, b: int, real: np.dtype) -> tuple[np.ndarray, ...]:
         """One model's kept states for a batch of ``b`` (reused by each model in turn)."""
         if b not in self._work:
-            t, real = self.t, self._params()[0].detach().numpy().dtype
+            t = self.t
             n_st, size, l_dim = t.src.shape[0], t.src.shape[1], 1 << t.h
             a_dim = size // l_dim
             self._work[b] = (np.empty((1, n_st + 1, 2, size * b), dtype=real), np.empty((1, n_st, t.n, 2, 2), dtype=t.cdt),
@@ -227,37 +343,26 @@ class FusedStep:
                              np.empty((1, n_st if t.phase_mode else 0, 2, size * b), dtype=real))
         return self._work[b]
 
-    def __call__(self, encoded: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor,
-                 teacher_targets: torch.Tensor | None = None, kd_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """One step on each model's mini-batch: ``encoded`` ``(N, 2^n)`` states and ``labels`` ``(N,)``
-        shared by the models, ``idx`` ``(M, B)`` rows per model, ``teacher_targets`` ``(M, N, C)`` the
-        teacher's log-probabilities (:func:`~qkd_qiskit.distill.teacher_log_probs`; None: KD off),
-        ``kd_mask`` ``(M,)`` which models use them. Updates the parameters in place; returns each
-        model's loss before the update, ``(M,)``."""
-        w, hw, hb = (p.detach().numpy() for p in self._params())
-        m, b = idx.shape
-        if encoded.is_complex() or encoded.dim() != 2 or encoded.shape[1] != self.t.src.shape[1]:
-            raise ValueError(f"FusedStep: expected real encoded states (N, {self.t.src.shape[1]}), "
-                             f"got {tuple(encoded.shape)} {encoded.dtype}")
-        enc = np.ascontiguousarray(encoded.detach().numpy(), dtype=w.dtype)
-        if teacher_targets is None:
-            t_logp, kd_on = np.zeros((1, 1, hb.shape[1]), dtype=w.dtype), np.zeros(m, dtype=np.bool_)
-        else:
-            t_logp = np.ascontiguousarray(teacher_targets.detach().numpy(), dtype=w.dtype)
-            kd_on = np.ones(m, dtype=np.bool_) if kd_mask is None else kd_mask.cpu().numpy().astype(np.bool_)
-        self.steps += 1
-        b1, b2 = self.betas
-        adam = np.array([self.lr, b1, b2, self.eps, 1 - b1 ** self.steps, (1 - b2 ** self.steps) ** 0.5])
-        loss = np.empty(m, dtype=w.dtype)
-        t = self.t
-        _step(w, hw, hb, *self.moments, adam, t.slot_a, t.slot_off, t.phase_mode, t.const, t.diag_a,
+    def _run(self, params, adam, inputs, labels, idx, t_logp, kd_on, loss) -> None:
+        (w, hw, hb), (m1w, m1h, m1b), (m2w, m2h, m2b), t = params, *self.moments, self.t
+        _step(w, hw, hb, m1w, m2w, m1h, m2h, m1b, m2b, adam, t.slot_a, t.slot_off, t.phase_mode, t.const, t.diag_a,
               t.diag_off, t.diag_pat, t.const_phi, t.abc, t.depth, t.h, t.lo_used, t.hi_used, t.has_perm, t.src,
-              t.readout, enc, np.ascontiguousarray(labels.numpy(), dtype=np.int64),
-              np.ascontiguousarray(idx.numpy(), dtype=np.int64), t_logp, kd_on, self.loss_w, *self._workspace(b),
+              t.readout, inputs, labels, idx, t_logp, kd_on, self.loss_w, *self._workspace(idx.shape[1], w.dtype),
               loss)
-        return torch.from_numpy(loss)
 
-    def narrow(self, rows: list[int]) -> None:
-        """Keep Adam's moments of the models at positions ``rows`` only (the trainer narrowed the
-        model the same way)."""
-        self.moments = [np.ascontiguousarray(mo[rows]) for mo in self.moments]
+
+class _MLPStep(FusedStep):
+    """:func:`_mlp_step` for an :class:`~qkd_qiskit.models.EnsembleMLP`."""
+
+    def _params(self) -> list[torch.Tensor]:
+        return [p for layer in self.model.layers for p in (layer.weight, layer.bias)]
+
+    def _check(self, inputs: torch.Tensor) -> None:
+        n_in = self.model.layers[0].weight.shape[1]
+        if inputs.is_complex() or inputs.dim() != 2 or inputs.shape[1] != n_in:
+            raise ValueError(f"FusedStep: expected real features (N, {n_in}), got {tuple(inputs.shape)} {inputs.dtype}")
+
+    def _run(self, params, adam, inputs, labels, idx, t_logp, kd_on, loss) -> None:
+        m1, m2 = self.moments
+        _mlp_step(tuple(params[0::2]), tuple(params[1::2]), tuple(m1[0::2]), tuple(m2[0::2]), tuple(m1[1::2]),
+                  tuple(m2[1::2]), adam, inputs, labels, idx, t_logp, kd_on, self.loss_w, loss)

@@ -11,6 +11,8 @@ import torch
 
 from ..circuits import initial_weights
 from ..engine import QuantumLayer, unfused
+from ..models import HybridStudent
+from ..train_step import FusedStep
 from .timing import BATCH, N_CLASSES, N_MODELS, N_SEEDS, linear_head, median_ms, xor_data
 
 
@@ -51,13 +53,44 @@ def engine_step(student: Any, m: int, encoded: bool, dtype: torch.dtype = torch.
     return eager_step
 
 
+def training_step(student: Any, m: int, dtype: torch.dtype = torch.float32) -> Callable[[], None]:
+    """One step of ``m`` models as the trainer runs it for this student: the fused training step
+    (:mod:`qkd_qiskit.train_step`; the same forward + CE + backward + Adam as :func:`engine_step`,
+    in one compiled kernel), each model on its own random mini-batch of 32."""
+    gens = [torch.Generator().manual_seed(s) for s in range(m)]
+    net = HybridStudent(student, N_CLASSES, gens, dtype=dtype)
+    step = FusedStep.build(net, lr=0.1)
+    if step is None:
+        raise ValueError(f"training_step: the fused training step does not apply to {student.name}")
+    x, y = xor_data(800)
+    enc = net.encode(x.to(dtype))
+    g = torch.Generator().manual_seed(123)
+
+    def run() -> None:
+        step(enc, y, torch.randint(0, 800, (m, BATCH), generator=g))
+
+    return run
+
+
 def bench_engine(student: Any, quick: bool) -> dict:
-    """Engine steps: 1 model (raw features, float64, encoded inputs as the trainer runs them),
-    12 and 24 models batched; the ``_eager`` rows run every stage as its own torch ops instead of
-    the fused chain. ``compile_s``: building the layer and its first step (warm-up; the fused
-    kernels' machine code comes from numba's on-disk cache after the first run on a machine)."""
+    """Engine steps: 1 model (raw features, float64, encoded inputs), 12 and 24 models batched, as
+    torch autograd + ``torch.optim.Adam`` steps around the fused stage chain; the ``_eager`` rows
+    run every stage as its own torch ops instead; the ``_step`` rows are the trainer's fused
+    training step (:func:`training_step`). ``compile_s``: building the layer and its first step
+    (warm-up; the kernels' machine code comes from numba's on-disk cache after the first run on a
+    machine)."""
     reps = 60 if quick else 300
     out = {}
+    for name, m in (("engine_1_step", 1), (f"engine_{N_MODELS}_step", N_MODELS)):
+        t0 = time.perf_counter()
+        step = training_step(student, m)
+        step()
+        compile_s = time.perf_counter() - t0
+        res = median_ms(step, reps if m == 1 else reps // 2, warmup=10)
+        res["models"], res["compile_s"] = m, compile_s
+        res["per_model_ms"] = res["median_ms"] / m
+        res["per_sample_ms"] = res["median_ms"] / (m * BATCH)
+        out[name] = res
     for name, m, enc, dtype, fused in (
             ("engine_1", 1, False, torch.float32, True), ("engine_1_f64", 1, False, torch.float64, True),
             ("engine_1_encoded", 1, True, torch.float32, True),

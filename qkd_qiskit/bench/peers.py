@@ -2,15 +2,16 @@
 
 A peer is every other way to train the same student that ``qkd bench`` timed (PennyLane
 ``default.qubit`` and ``lightning.qubit`` through torch, PennyLane + JAX under ``jax.jit``,
-TensorCircuit-NG jit + vmap). The engine rows are the encoded-input steps, the path ``qkd run``
-trains with (the data set is embedded once; the JAX peers normalise their raw features inside
-their compiled step). The fastest peer is the one with the lowest median wall time; ``speedup``
+TensorCircuit-NG jit + vmap). The engine rows are the fused training steps (``engine_1_step``,
+``engine_24_step``), the path ``qkd run`` trains this student with (the data set is embedded once;
+the JAX peers normalise their raw features inside their compiled step); without them, the
+encoded-input autograd steps. The fastest peer is the one with the lowest median wall time; ``speedup``
 compares wall times, ``speedup_cpu`` this process's CPU times (on a machine shared with other
 jobs the wall time also counts waiting for a core). A 300-epoch run of one model (7,500 steps) costs its per-model step time x
 7,500 plus its compile / warm-up time divided by the models that share it.
 
 Example:
-    >>> steps = {"engine_1_encoded": {"per_model_ms": 0.5, "models": 1, "compile_s": 0.1},
+    >>> steps = {"engine_1_step": {"per_model_ms": 0.5, "models": 1, "compile_s": 0.1},
     ...          "tensorcircuit": {"per_model_ms": 1.0, "models": 1, "compile_s": 8.0}}
     >>> s = peer_summary(steps)
     >>> s["single"]["fastest_peer"], s["single"]["speedup"], round(s["single"]["peer_run300_s"], 1)
@@ -49,5 +50,8 @@ def compare(steps: dict, engine: str, peers: tuple[str, ...]) -> dict | None:
 
 def peer_summary(steps: dict) -> dict:
     """``single`` (one model) and ``batched`` (per model, 24 models) comparisons."""
-    return {"single": compare(steps, "engine_1_encoded", SINGLE_PEERS),
-            "batched": compare(steps, f"engine_{N_MODELS}_encoded", BATCHED_PEERS)}
+    def engine(m: int) -> str:
+        return f"engine_{m}_step" if f"engine_{m}_step" in steps else f"engine_{m}_encoded"
+
+    return {"single": compare(steps, engine(1), SINGLE_PEERS),
+            "batched": compare(steps, engine(N_MODELS), BATCHED_PEERS)}

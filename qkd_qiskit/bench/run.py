@@ -97,6 +97,11 @@ def print_report(result: dict) -> None:
         if "median_ms" in fused and "median_ms" in eager:
             print(f"fused stage chain vs eager stages, {m} model(s): {eager['median_ms'] / fused['median_ms']:.2f}x "
                   f"faster (CPU {eager['cpu_median_ms'] / fused['cpu_median_ms']:.2f}x)")
+    for m in (1, N_MODELS):
+        fstep, auto = steps.get(f"engine_{m}_step", {}), steps.get(f"engine_{m}_encoded", {})
+        if "median_ms" in fstep and "median_ms" in auto:
+            print(f"fused training step vs autograd step, {m} model(s): {auto['median_ms'] / fstep['median_ms']:.2f}x "
+                  f"faster (CPU {auto['cpu_median_ms'] / fstep['cpu_median_ms']:.2f}x)")
     print_peers(result["peers"])
     print_floor(result["floor"])
     e1 = steps["engine_1"]["median_ms"]

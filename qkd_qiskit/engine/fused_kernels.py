@@ -358,11 +358,13 @@ def backward_model(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_ph
                     readout, x, uq, kbl, kbh, hs, ws, gout, gtheta, gphase, gxr, gxi,
                     g, t, mm_lo, mm_hi, gk_lo, gk_hi, guq, scratch, g_t, gp_row):
     """:func:`chain_backward` of one model (every array here is that model's slice; the last ten are
-    :func:`backward_scratch`)."""
+    :func:`backward_scratch`). Empty ``gxr``/``gxi`` (0 rows): the input states' gradient is not
+    wanted (constant inputs), and its last matrix product is skipped."""
     size, b_dim, n, l_dim, a_dim = _dims(x, src, uq, h)
     n_st = src.shape[0]
     hi_shape, lo_shape = (2 * a_dim, l_dim * b_dim), (2 * l_dim, a_dim * b_dim)
     n_out = readout.shape[1]
+    want_gx = gxr.shape[0] > 0
     gtheta[:] = 0.0
     f3, g3 = x[n_st].reshape(2, size, b_dim), g.reshape(2, size, b_dim)
     if not all_probs:
@@ -414,11 +416,14 @@ def backward_model(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_ph
             np.dot(t.reshape(hi_shape), x[s].reshape(hi_shape).T, mm_hi)
             _grad_k(mm_hi, gk_hi)
             _kron_back(uq[s], h, n - h, gk_hi, guq)
-            np.dot(kbh[s].T, t.reshape(hi_shape), g.reshape(hi_shape))
+            if s > 0 or want_gx:
+                np.dot(kbh[s].T, t.reshape(hi_shape), g.reshape(hi_shape))
         else:
             g, t = t, g
         if lo_used[s] or hi_used[s]:
             _qubit_back(abc, theta, s, n, depth, guq, gtheta, scratch)
+    if not want_gx:
+        return
     g3 = g.reshape(2, size, b_dim)
     for i in range(size):
         g_r, g_i = g3[0, i], g3[1, i]

@@ -14,7 +14,7 @@ import torch
 from qkd_qiskit.circuits import build_student, idle_weights
 from qkd_qiskit.distill import KDWeights, TrainSettings, distillation_loss, teacher_log_probs, train_ensemble
 from qkd_qiskit.engine import fused, unfused
-from qkd_qiskit.models import HybridStudent
+from qkd_qiskit.models import EnsembleMLP, HybridStudent
 from qkd_qiskit.train_step import FusedStep
 
 pytestmark = pytest.mark.skipif(not fused.kernels_available(), reason="numba not importable")
@@ -89,6 +89,31 @@ def test_fused_steps_match_torch_autograd_and_adam(name):
     assert step.steps == STEPS
 
 
+@pytest.mark.parametrize("sizes", [[8, 3], [8, 6, 5, 3]], ids=["linear", "mlp_two_hidden"])
+def test_fused_mlp_steps_match_torch_autograd_and_adam(sizes):
+    """The teacher and the linear student: layers, ReLU, CE + KD and Adam in one kernel."""
+    rng = np.random.default_rng(2)
+    x = torch.tensor(rng.normal(size=(N, sizes[0])))
+    y = torch.tensor(rng.integers(0, 3, N))
+    kd = KDWeights(ce_weight=0.5, kd_weight=1.0, temperature=3.0)
+    targets = teacher_log_probs(torch.tensor(rng.normal(size=(M, N, 3))), kd)
+    kd_mask = torch.tensor([False, True, True, False])
+    idxs = [torch.tensor(rng.integers(0, N, (M, 8))) for _ in range(STEPS)]
+    nets = [EnsembleMLP(sizes, [torch.Generator().manual_seed(s) for s in range(M)], torch.float64) for _ in range(2)]
+    step = FusedStep.build(nets[0], lr=0.05, kd=kd)
+    opt = torch.optim.Adam(nets[1].parameters(), lr=0.05)
+    for idx in idxs:
+        a = step(x, y, idx, targets, kd_mask)
+        b = distillation_loss(nets[1](x[idx]), y[idx], kd=kd, kd_mask=kd_mask,
+                              teacher_targets=targets.gather(1, idx.unsqueeze(-1).expand(-1, -1, 3)))
+        opt.zero_grad()
+        b.sum().backward()
+        opt.step()
+        assert torch.allclose(a, b.detach(), atol=1e-12, rtol=0)
+    for p_f, p_t in zip(nets[0].parameters(), nets[1].parameters()):
+        assert (p_f - p_t).abs().max() < 1e-10
+
+
 def test_float32_steps_track_torch():
     """The trainer's dtype: losses of the same steps agree to float32 rounding."""
     st = STUDENTS["q3"]()
@@ -118,6 +143,7 @@ def test_trainer_takes_the_fused_step_only_where_it_applies(monkeypatch):
     gens = [torch.Generator().manual_seed(s) for s in range(2)]
     train_ensemble(HybridStudent(st, 3, gens), x[:16], y[:16], x[16:], y[16:], [0, 1], settings, progress=False)
     assert len(calls) == 4  # 2 epochs x 2 mini-batches
+    assert isinstance(FusedStep.build(EnsembleMLP([8, 4, 3], gens), lr=0.1), FusedStep)
     for net in (HybridStudent(st, 3, gens, readout_norm="affine"), HybridStudent(st, 3, gens, head_hidden=(4,))):
         assert FusedStep.build(net, lr=0.1) is None
         train_ensemble(net, x[:16], y[:16], x[16:], y[16:], [0, 1], settings, progress=False)
