@@ -1,10 +1,13 @@
-"""The fused stage chain against the eager engine and TensorCircuit-NG, side by side in one process.
+"""The fused training step and the fused stage chain against the eager engine and TensorCircuit-NG,
+side by side in one process.
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_fused_vs_peers.py [--rounds 10] [--models 1,24]``
 (TensorCircuit-NG needs ``pip install -e ".[bench]"``; without it only the engine rows run.)
 
 The step is ``qkd bench``'s (6-qubit amplitude embedding + 5-layer HEA, 6 <Z>, linear head,
-batch 32, Adam; the engine on encoded inputs as the trainer runs it, TensorCircuit-NG's whole step
+batch 32, Adam; the engine on encoded inputs: "engine step" is the trainer's fused training step
+(:mod:`qkd_qiskit.train_step`), "engine fused" / "engine eager" torch autograd + Adam around the
+fused stage chain / the eager stages; TensorCircuit-NG's whole step
 under ``jax.jit`` with the circuit ``vmap``-ed over the batch and, for 24 models, over the models).
 Compile / warm-up times are printed apart. Then the paths run interleaved in rounds (2 warm-up
 steps, then 30 steps for one model or 5 for 24 per round and path), and the table gives the
@@ -27,7 +30,7 @@ configure_jax(1)
 import torch  # noqa: E402
 
 from qkd_qiskit.bench.jax_step import JAX_PEERS, engine_reference, jax_timing, missing_peer  # noqa: E402
-from qkd_qiskit.bench.paths import engine_step  # noqa: E402
+from qkd_qiskit.bench.paths import engine_step, training_step  # noqa: E402
 from qkd_qiskit.bench.timing import LAYERS, N_QUBITS  # noqa: E402
 from qkd_qiskit.circuits import build_student  # noqa: E402
 
@@ -62,11 +65,11 @@ def main() -> None:
             t0 = time.perf_counter()
             steps[("tensorcircuit", m)], compile_s = tensorcircuit_step(student, m)
             print(f"tensorcircuit, {m} model(s): compile {compile_s:.1f} s", flush=True)
-        for fused in (True, False):
+        for name in ("engine step", "engine fused", "engine eager"):
             t0 = time.perf_counter()
-            step = engine_step(student, m, True, fused=fused)
+            step = (training_step(student, m) if name == "engine step"
+                    else engine_step(student, m, True, fused=name == "engine fused"))
             step()
-            name = "engine fused" if fused else "engine eager"
             print(f"{name}, {m} model(s): build + first step {time.perf_counter() - t0:.2f} s", flush=True)
             steps[(name, m)] = step
     times = {k: ([], []) for k in steps}
@@ -84,15 +87,16 @@ def main() -> None:
     for (name, m), (wall, cpu) in times.items():
         print(f"{name:16s} {m:6d} {statistics.median(wall):19.3f} {statistics.median(cpu):8.3f}")
     for m in sorted({m for _, m in steps}):
-        for name in ("engine fused", "engine eager"):
+        for name in ("engine step", "engine fused", "engine eager"):
             if ("tensorcircuit", m) not in times:
                 continue
             tc, en = times[("tensorcircuit", m)], times[(name, m)]
             rw = statistics.median(a / b for a, b in zip(tc[0], en[0]))
             rc = statistics.median(a / b for a, b in zip(tc[1], en[1]))
             print(f"{m} model(s): TensorCircuit-NG / {name}: wall {rw:.2f}x, CPU {rc:.2f}x")
-        fused, eager = times[("engine fused", m)], times[("engine eager", m)]
-        print(f"{m} model(s): eager / fused: wall {statistics.median(a / b for a, b in zip(eager[0], fused[0])):.2f}x")
+        step, fused, eager = times[("engine step", m)], times[("engine fused", m)], times[("engine eager", m)]
+        print(f"{m} model(s): eager / fused: wall {statistics.median(a / b for a, b in zip(eager[0], fused[0])):.2f}x, "
+              f"fused / fused step: wall {statistics.median(a / b for a, b in zip(fused[0], step[0])):.2f}x")
 
 
 if __name__ == "__main__":
