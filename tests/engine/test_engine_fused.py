@@ -206,3 +206,16 @@ def test_recomputed_backward_matches_parameter_shift(name, fused_calls, monkeypa
         ref = sum(c[k, j] @ shift_jacobian(st, angles[k, j], w[k]) for j in range(b))
         assert np.abs(grads[0][k].numpy() - ref).max() < TOL
     assert torch.equal(grads[0], grads[1 << 40])
+
+
+def test_every_numba_kernel_lives_in_fused_kernels():
+    """numba's disk cache checks only the cached function's own source file: a kernel calling the
+    kernels of another file would run stale machine code from its cache after that file changed."""
+    from pathlib import Path
+
+    import qkd_qiskit
+
+    package = Path(qkd_qiskit.__file__).parent
+    elsewhere = [str(p.relative_to(package)) for p in sorted(package.rglob("*.py"))
+                 if "njit" in p.read_text() and p.name != "fused_kernels.py"]
+    assert elsewhere == []
