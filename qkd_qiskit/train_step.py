@@ -4,7 +4,8 @@ Why by hand: with the stage chain fused (:mod:`qkd_qiskit.engine.fused`), what w
 trainer step was torch dispatch around it: the head, the loss, autograd and Adam cost ~2-3 ms of a
 ~7 ms step at 24 models and ~75 % of the step at one model (``docs/engine_speed.md``, fifth
 session), and the chain's kept states of 24 models no longer fit the core's cache. Here ONE numba
-kernel (:func:`~qkd_qiskit.engine.fused_kernels.hybrid_step`) does, model by model: the slot angles and phases from the weights, the chain's forward
+kernel (:func:`~qkd_qiskit.engine.fused_kernels.hybrid_step`) does, model by model: the slot angles
+and phases from the weights, the chain's forward
 (:func:`~qkd_qiskit.engine.fused_kernels.forward_model`), the linear head, the CE + KD loss
 (:func:`~qkd_qiskit.distill.distillation_loss`'s formula) and its gradient, the chain's backward,
 the chain rule down to the weights, and Adam (``torch.optim.Adam``'s update with its defaults),
@@ -16,9 +17,10 @@ pure torch dispatch (~1.3 ms for 12 teachers of 64-16-8-3 on 32 samples each).
 What qualifies (:meth:`FusedStep.build`): an :class:`~qkd_qiskit.models.EnsembleMLP`, or a
 :class:`~qkd_qiskit.models.HybridStudent` itself (not a subclass) with no read-out normalisation and
 a one-layer head whose circuit the fused chain runs with encodable inputs (amplitude embedding);
-every parameter trainable, float32/float64 on CPU. Everything else, and everything inside :func:`qkd_qiskit.engine.unfused`, trains with
-torch autograd and ``torch.optim.Adam``; the two agree up to rounding
-(``tests/training/test_train_step.py``).
+every parameter trainable, float32/float64 on CPU. Everything else, and everything inside
+:func:`qkd_qiskit.engine.unfused`, trains with torch autograd and ``torch.optim.Adam``; the two agree
+up to rounding (``tests/training/test_train_step.py``). The kernels index without bounds checks, so
+:meth:`FusedStep.__call__` checks every shape and row index first (one line, ValueError).
 
 Example:
     >>> import torch
@@ -67,6 +69,7 @@ class FusedStep:
         self.loss_w = np.array([kd.ce_weight, kd.kd_weight, kd.temperature], dtype=np.float64)
         self.moments = [[np.zeros(p.shape, dtype=p.detach().numpy().dtype) for p in self._params()] for _ in range(2)]
         self.steps = 0
+        self._labels_ok: torch.Tensor | None = None  # the last labels tensor checked (the trainer passes one)
 
     @staticmethod
     def build(model: nn.Module, lr: float, kd=None) -> FusedStep | None:
@@ -109,10 +112,10 @@ class FusedStep:
         update, ``(M,)``."""
         self._check(inputs)
         params = [p.detach().numpy() for p in self._params()]
-        dt = params[0].dtype
-        m = idx.shape[0]
+        dt, m, n, n_cls = params[0].dtype, params[0].shape[0], inputs.shape[0], params[-1].shape[-1]
+        rows = self._check_batch(m, n, n_cls, labels, idx, teacher_targets, kd_mask)
         if teacher_targets is None:
-            t_logp, kd_on = np.zeros((1, 1, params[-1].shape[-1]), dtype=dt), np.zeros(m, dtype=np.bool_)
+            t_logp, kd_on = np.zeros((1, 1, n_cls), dtype=dt), np.zeros(m, dtype=np.bool_)
         else:
             t_logp = np.ascontiguousarray(teacher_targets.detach().numpy(), dtype=dt)
             kd_on = np.ones(m, dtype=np.bool_) if kd_mask is None else kd_mask.cpu().numpy().astype(np.bool_)
@@ -121,9 +124,27 @@ class FusedStep:
         adam = np.array([self.lr, b1, b2, self.eps, 1 - b1 ** self.steps, (1 - b2 ** self.steps) ** 0.5])
         loss = np.empty(m, dtype=dt)
         self._run(params, adam, np.ascontiguousarray(inputs.detach().numpy(), dtype=dt),
-                  np.ascontiguousarray(labels.numpy(), dtype=np.int64), np.ascontiguousarray(idx.numpy(), dtype=np.int64),
-                  t_logp, kd_on, loss)
+                  np.ascontiguousarray(labels.numpy(), dtype=np.int64), rows, t_logp, kd_on, loss)
         return torch.from_numpy(loss)
+
+    def _check_batch(self, m: int, n: int, n_cls: int, labels: torch.Tensor, idx: torch.Tensor,
+                     teacher_targets: torch.Tensor | None, kd_mask: torch.Tensor | None) -> np.ndarray:
+        """Every shape and index the kernel reads (it does not check bounds); ``idx`` as int64."""
+        if idx.dim() != 2 or idx.shape[0] != m or idx.is_floating_point() or idx.is_complex():
+            raise ValueError(f"FusedStep: idx must be integer rows (M={m}, B), got {tuple(idx.shape)} {idx.dtype}")
+        rows = np.ascontiguousarray(idx.numpy(), dtype=np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= n):
+            raise ValueError(f"FusedStep: idx rows must be in [0, {n}), got {rows.min()}..{rows.max()}")
+        if labels is not self._labels_ok:
+            if labels.shape != (n,) or labels.is_floating_point() or (n and not 0 <= int(labels.min()) <= int(labels.max()) < n_cls):
+                raise ValueError(f"FusedStep: labels must be {n} integers in [0, {n_cls}), got {tuple(labels.shape)} "
+                                 f"{labels.dtype}")
+            self._labels_ok = labels
+        if teacher_targets is not None and tuple(teacher_targets.shape) != (m, n, n_cls):
+            raise ValueError(f"FusedStep: teacher_targets must be ({m}, {n}, {n_cls}), got {tuple(teacher_targets.shape)}")
+        if kd_mask is not None and tuple(kd_mask.shape) != (m,):
+            raise ValueError(f"FusedStep: kd_mask must be ({m},), got {tuple(kd_mask.shape)}")
+        return rows
 
     def narrow(self, rows: list[int]) -> None:
         """Keep Adam's moments of the models at positions ``rows`` only (the trainer narrowed the
@@ -156,7 +177,8 @@ class _HybridStep(FusedStep):
             t = self.t
             n_st, size, l_dim = t.src.shape[0], t.src.shape[1], 1 << t.h
             a_dim = size // l_dim
-            self._work[b] = (np.empty((1, n_st + 1, 2, size * b), dtype=real), np.empty((1, n_st, t.n, 2, 2), dtype=t.cdt),
+            self._work[b] = (np.empty((1, n_st + 1, 2, size * b), dtype=real),
+                             np.empty((1, n_st, t.n, 2, 2), dtype=t.cdt),
                              np.empty((1, n_st, 2 * l_dim, 2 * l_dim), dtype=real),
                              np.empty((1, n_st, 2 * a_dim, 2 * a_dim), dtype=real),
                              np.empty((1, n_st, 2, size * b), dtype=real),
@@ -165,10 +187,10 @@ class _HybridStep(FusedStep):
 
     def _run(self, params, adam, inputs, labels, idx, t_logp, kd_on, loss) -> None:
         (w, hw, hb), (m1w, m1h, m1b), (m2w, m2h, m2b), t = params, *self.moments, self.t
-        _kernels().hybrid_step(w, hw, hb, m1w, m2w, m1h, m2h, m1b, m2b, adam, t.slot_a, t.slot_off, t.phase_mode, t.const, t.diag_a,
-              t.diag_off, t.diag_pat, t.const_phi, t.abc, t.depth, t.h, t.lo_used, t.hi_used, t.has_perm, t.src,
-              t.readout, inputs, labels, idx, t_logp, kd_on, self.loss_w, *self._workspace(idx.shape[1], w.dtype),
-              loss)
+        _kernels().hybrid_step(
+            w, hw, hb, m1w, m2w, m1h, m2h, m1b, m2b, adam, t.slot_a, t.slot_off, t.phase_mode, t.const, t.diag_a,
+            t.diag_off, t.diag_pat, t.const_phi, t.abc, t.depth, t.h, t.lo_used, t.hi_used, t.has_perm, t.src,
+            t.readout, inputs, labels, idx, t_logp, kd_on, self.loss_w, *self._workspace(idx.shape[1], w.dtype), loss)
 
 
 class _MLPStep(FusedStep):
@@ -184,5 +206,5 @@ class _MLPStep(FusedStep):
 
     def _run(self, params, adam, inputs, labels, idx, t_logp, kd_on, loss) -> None:
         m1, m2 = self.moments
-        _kernels().mlp_step(tuple(params[0::2]), tuple(params[1::2]), tuple(m1[0::2]), tuple(m2[0::2]), tuple(m1[1::2]),
-                  tuple(m2[1::2]), adam, inputs, labels, idx, t_logp, kd_on, self.loss_w, loss)
+        _kernels().mlp_step(tuple(params[0::2]), tuple(params[1::2]), tuple(m1[0::2]), tuple(m2[0::2]),
+                            tuple(m1[1::2]), tuple(m2[1::2]), adam, inputs, labels, idx, t_logp, kd_on, self.loss_w, loss)

@@ -160,3 +160,21 @@ def test_wrong_encoded_states_are_refused_before_any_update():
     with pytest.raises(ValueError, match=r"expected real encoded states \(N, 8\)"):
         step(torch.zeros(5, 4), torch.zeros(5, dtype=torch.long), torch.zeros(1, 2, dtype=torch.long))
     assert torch.equal(net.quantum.weights, before) and step.steps == 0
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda st, e, y: st(e, y, torch.zeros(2, 2, dtype=torch.long)), r"idx must be integer rows \(M=1, B\)"),
+    (lambda st, e, y: st(e, y, torch.tensor([[0, 5]])), r"idx rows must be in \[0, 5\), got 0\.\.5"),
+    (lambda st, e, y: st(e, y + 3, torch.tensor([[0, 1]])), r"labels must be 5 integers in \[0, 3\)"),
+    (lambda st, e, y: st(e, y, torch.tensor([[0, 1]]), torch.zeros(1, 4, 3)), r"teacher_targets must be \(1, 5, 3\)"),
+    (lambda st, e, y: st(e, y, torch.tensor([[0, 1]]), torch.zeros(1, 5, 3), torch.tensor([True, False])),
+     r"kd_mask must be \(1,\)"),
+])
+def test_bad_batches_are_refused_before_any_update(call, message):
+    """The kernels index without bounds checks: every index is checked first."""
+    net = EnsembleMLP([4, 3], [torch.Generator().manual_seed(0)])
+    step = FusedStep.build(net, lr=0.1)
+    before = [p.detach().clone() for p in net.parameters()]
+    with pytest.raises(ValueError, match=message):
+        call(step, torch.rand(5, 4), torch.zeros(5, dtype=torch.long))
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters())) and step.steps == 0
