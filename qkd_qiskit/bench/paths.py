@@ -80,17 +80,8 @@ def bench_engine(student: Any, quick: bool) -> dict:
     (warm-up; the kernels' machine code comes from numba's on-disk cache after the first run on a
     machine)."""
     reps = 60 if quick else 300
-    out = {}
-    for name, m in (("engine_1_step", 1), (f"engine_{N_MODELS}_step", N_MODELS)):
-        t0 = time.perf_counter()
-        step = training_step(student, m)
-        step()
-        compile_s = time.perf_counter() - t0
-        res = median_ms(step, reps if m == 1 else reps // 2, warmup=10)
-        res["models"], res["compile_s"] = m, compile_s
-        res["per_model_ms"] = res["median_ms"] / m
-        res["per_sample_ms"] = res["median_ms"] / (m * BATCH)
-        out[name] = res
+    builders = [("engine_1_step", 1, lambda: training_step(student, 1)),
+                (f"engine_{N_MODELS}_step", N_MODELS, lambda: training_step(student, N_MODELS))]
     for name, m, enc, dtype, fused in (
             ("engine_1", 1, False, torch.float32, True), ("engine_1_f64", 1, False, torch.float64, True),
             ("engine_1_encoded", 1, True, torch.float32, True),
@@ -99,8 +90,12 @@ def bench_engine(student: Any, quick: bool) -> dict:
             ("engine_12_encoded", N_SEEDS, True, torch.float32, True),
             (f"engine_{N_MODELS}_encoded", N_MODELS, True, torch.float32, True),
             (f"engine_{N_MODELS}_encoded_eager", N_MODELS, True, torch.float32, False)):
+        builders.append((name, m, lambda m=m, enc=enc, dtype=dtype, fused=fused:
+                         engine_step(student, m, enc, dtype, fused=fused)))
+    out = {}
+    for name, m, build in builders:
         t0 = time.perf_counter()
-        step = engine_step(student, m, enc, dtype, fused=fused)
+        step = build()
         step()
         compile_s = time.perf_counter() - t0
         res = median_ms(step, reps if m == 1 else reps // 2, warmup=10)
