@@ -136,12 +136,14 @@ class FusedStep:
         if rows.size and (rows.min() < 0 or rows.max() >= n):
             raise ValueError(f"FusedStep: idx rows must be in [0, {n}), got {rows.min()}..{rows.max()}")
         if labels is not self._labels_ok:
-            if labels.shape != (n,) or labels.is_floating_point() or (n and not 0 <= int(labels.min()) <= int(labels.max()) < n_cls):
+            bad_range = n and not 0 <= int(labels.min()) <= int(labels.max()) < n_cls
+            if labels.shape != (n,) or labels.is_floating_point() or bad_range:
                 raise ValueError(f"FusedStep: labels must be {n} integers in [0, {n_cls}), got {tuple(labels.shape)} "
                                  f"{labels.dtype}")
             self._labels_ok = labels
         if teacher_targets is not None and tuple(teacher_targets.shape) != (m, n, n_cls):
-            raise ValueError(f"FusedStep: teacher_targets must be ({m}, {n}, {n_cls}), got {tuple(teacher_targets.shape)}")
+            raise ValueError(f"FusedStep: teacher_targets must be ({m}, {n}, {n_cls}), "
+                             f"got {tuple(teacher_targets.shape)}")
         if kd_mask is not None and tuple(kd_mask.shape) != (m,):
             raise ValueError(f"FusedStep: kd_mask must be ({m},), got {tuple(kd_mask.shape)}")
         return rows
@@ -202,9 +204,11 @@ class _MLPStep(FusedStep):
     def _check(self, inputs: torch.Tensor) -> None:
         n_in = self.model.layers[0].weight.shape[1]
         if inputs.is_complex() or inputs.dim() != 2 or inputs.shape[1] != n_in:
-            raise ValueError(f"FusedStep: expected real features (N, {n_in}), got {tuple(inputs.shape)} {inputs.dtype}")
+            raise ValueError(f"FusedStep: expected real features (N, {n_in}), "
+                             f"got {tuple(inputs.shape)} {inputs.dtype}")
 
     def _run(self, params, adam, inputs, labels, idx, t_logp, kd_on, loss) -> None:
         m1, m2 = self.moments
         _kernels().mlp_step(tuple(params[0::2]), tuple(params[1::2]), tuple(m1[0::2]), tuple(m2[0::2]),
-                            tuple(m1[1::2]), tuple(m2[1::2]), adam, inputs, labels, idx, t_logp, kd_on, self.loss_w, loss)
+                            tuple(m1[1::2]), tuple(m2[1::2]), adam, inputs, labels, idx, t_logp, kd_on,
+                            self.loss_w, loss)

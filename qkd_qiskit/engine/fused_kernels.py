@@ -532,9 +532,9 @@ def _head_loss(q, hw, hb, y_rows, labels, t_rows, kd, loss_w, z, ls, lt, gz):
 
 
 @njit(**_JIT)
-def hybrid_step(w, hw, hb, m1w, m2w, m1h, m2h, m1b, m2b, adam, slot_a, slot_off, phase_mode, const, diag_a, diag_off, diag_pat, const_phi,
-          abc, depth, h, lo_used, hi_used, has_perm, src, readout, enc, labels, idx, t_logp, kd_on, loss_w,
-          x, uq, kbl, kbh, hs, ws, loss_out):
+def hybrid_step(w, hw, hb, m1w, m2w, m1h, m2h, m1b, m2b, adam, slot_a, slot_off, phase_mode, const, diag_a,
+                diag_off, diag_pat, const_phi, abc, depth, h, lo_used, hi_used, has_perm, src, readout, enc,
+                labels, idx, t_logp, kd_on, loss_w, x, uq, kbl, kbh, hs, ws, loss_out):
     """One training step of every model (``idx`` (M, B): each model's mini-batch rows of ``enc``;
     ``m1*``/``m2*``: Adam's first and second moments of the weights, head weight and head bias)."""
     m_dim, b_dim = idx.shape
@@ -547,7 +547,8 @@ def hybrid_step(w, hw, hb, m1w, m2w, m1h, m2h, m1b, m2b, adam, slot_a, slot_off,
     phase, gphase = np.empty((n_st, size), dtype=uq.dtype), np.empty((n_st, size), dtype=uq.dtype)
     gphi = np.empty(n_st * size, dtype=dt)
     psi, no_gx = np.empty((b_dim, size), dtype=dt), np.empty((0, size), dtype=dt)  # inputs are constants
-    q, gq, gz = np.empty((b_dim, n_out), dtype=dt), np.empty((b_dim, n_out), dtype=dt), np.empty((b_dim, n_cls), dtype=dt)
+    q, gq = np.empty((b_dim, n_out), dtype=dt), np.empty((b_dim, n_out), dtype=dt)
+    gz = np.empty((b_dim, n_cls), dtype=dt)
     z, ls, lt = np.empty(n_cls, dtype=dt), np.empty(n_cls, dtype=dt), np.empty(n_cls, dtype=dt)
     gw, ghw, ghb = np.empty(n_w, dtype=dt), np.empty((n_out, n_cls), dtype=dt), np.empty(n_cls, dtype=dt)
     has_phase = phase_mode > 0
@@ -621,7 +622,8 @@ def mlp_step(ws, bs, m1w, m2w, m1b, m2b, adam, x, labels, idx, t_logp, kd_on, lo
         for b in range(b_dim):
             a_in[b, :] = x[rows[b]]
         for layer in range(n_layers - 1):
-            a_out = acts[offsets[layer + 1]:offsets[layer + 1] + b_dim * widths[layer + 1]].reshape(b_dim, widths[layer + 1])
+            start = offsets[layer + 1]
+            a_out = acts[start:start + b_dim * widths[layer + 1]].reshape(b_dim, widths[layer + 1])
             np.dot(a_in, ws[layer][m], a_out)
             bias = bs[layer][m]
             for b in range(b_dim):
