@@ -121,6 +121,9 @@ def train_ensemble(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x
                    progress: bool = True, narrow: bool = True) -> list[ModelOutcome]:
     """Train the M models of ``model`` (M = ``len(seeds)``) with Adam and per-model early stopping.
 
+    Each step is one compiled kernel (:class:`~qkd_qiskit.train_step.FusedStep`) where the model
+    qualifies (plain hybrid students, MLPs), else torch autograd and ``torch.optim.Adam``.
+
     ``teacher_train``/``teacher_val`` are teacher logits ``(M, N, C)`` (KD on) or ``None`` (KD off);
     ``kd_mask`` ``(M,)`` selects which models use them (default: all).
     The validation loss that drives early stopping is the same objective as training, on the
@@ -237,12 +240,13 @@ class _Batch:
         ids = self.ids[rows]
         size = len(self.ids)
         narrow_models(model, rows.tolist(), ids.tolist())
-        if isinstance(opt, FusedStep):
+        if isinstance(opt, FusedStep):  # it keeps Adam's moments itself
             opt.narrow(rows.tolist())
-        for state in getattr(opt, "state", {}).values():
-            for key, value in state.items():
-                if torch.is_tensor(value) and value.dim() and value.shape[0] == size:
-                    state[key] = value[rows.to(value.device)].clone()
+        else:
+            for state in opt.state.values():
+                for key, value in state.items():
+                    if torch.is_tensor(value) and value.dim() and value.shape[0] == size:
+                        state[key] = value[rows.to(value.device)].clone()
         dev = rows.to(self.device)
         pick = (lambda t: None if t is None else t[dev])
         return _Batch(ids, pick(self.t_train), pick(self.t_val), pick(self.kd_mask), self.device)
