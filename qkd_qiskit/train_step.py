@@ -176,15 +176,8 @@ class _HybridStep(FusedStep):
     def _workspace(self, b: int, real: np.dtype) -> tuple[np.ndarray, ...]:
         """One model's kept states for a batch of ``b`` (reused by each model in turn)."""
         if b not in self._work:
-            t = self.t
-            n_st, size, l_dim = t.src.shape[0], t.src.shape[1], 1 << t.h
-            a_dim = size // l_dim
-            self._work[b] = (np.empty((1, n_st + 1, 2, size * b), dtype=real),
-                             np.empty((1, n_st, t.n, 2, 2), dtype=t.cdt),
-                             np.empty((1, n_st, 2 * l_dim, 2 * l_dim), dtype=real),
-                             np.empty((1, n_st, 2 * a_dim, 2 * a_dim), dtype=real),
-                             np.empty((1, n_st, 2, size * b), dtype=real),
-                             np.empty((1, n_st if t.phase_mode else 0, 2, size * b), dtype=real))
+            a = fused.state_arrays(self.t, 1, b, real, self.t.phase_mode > 0, keep=True)
+            self._work[b] = (a.x, a.uq, a.kbl, a.kbh, a.hs, a.ws)
         return self._work[b]
 
     def _run(self, params, adam, inputs, labels, idx, t_logp, kd_on, loss) -> None:

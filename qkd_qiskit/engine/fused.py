@@ -47,7 +47,7 @@ from .settings import FUSED
 from .stage_group import StageGroup
 
 __all__ = ["FUSED_MAX_QUBITS", "RECOMPUTE_BYTES", "enabled", "fused_readout", "fused_tables", "kernels_available",
-           "step_tables", "unfused", "usable"]
+           "state_arrays", "step_tables", "unfused", "usable"]
 
 FUSED_MAX_QUBITS = 12
 """Largest register the fused chain takes (a training call keeps ``2 S + 1`` states of ``2^n B``
@@ -193,10 +193,23 @@ def _workspace(c: SimpleNamespace, m: int, b: int, size: int, real_dt: type, has
             entry[0] = weakref.ref(token)
             entry[1].gen += 1
             return entry[1], token
-    n_st, l_dim = c.src.shape[0], 1 << c.h
+    ws = state_arrays(c, m, b, real_dt, has_phase, keep, gx)
+    if sum(a.nbytes for a in (ws.x, ws.hs, ws.ws, ws.gxr, ws.gxi)) <= POOL_MAX_BYTES:
+        pool.append([weakref.ref(token), ws])
+    return ws, token
+
+
+def state_arrays(c: SimpleNamespace, m: int, b: int, real_dt: type, has_phase: bool, keep: bool, gx: int = 0
+                 ) -> SimpleNamespace:
+    """Fresh state and matrix arrays of the kernels for ``m`` models and a batch of ``b`` (tables
+    ``c`` of :func:`fused_tables`): ``x``, ``hs``, ``ws`` (with ``keep`` one state per stage, else
+    two), ``uq``, ``kbl``, ``kbh``, and the input-state gradient ``gxr``/``gxi`` of ``gx`` models.
+    The one home of the kernels' workspace layout (:func:`_workspace` pools them; the fused
+    training step holds one model's)."""
+    n_st, size, l_dim = c.src.shape[0], c.src.shape[1], 1 << c.h
     a_dim = size // l_dim
     n_x, n_h = (n_st + 1, n_st) if keep else (2, 1)
-    ws = SimpleNamespace(
+    return SimpleNamespace(
         x=np.empty((m, n_x, 2, size * b), dtype=real_dt), hs=np.empty((m, n_h, 2, size * b), dtype=real_dt),
         ws=np.empty((m, n_st if has_phase and keep else 0, 2, size * b), dtype=real_dt),
         uq=np.empty((m, n_st, c.n, 2, 2), dtype=c.cdt),
@@ -204,9 +217,6 @@ def _workspace(c: SimpleNamespace, m: int, b: int, size: int, real_dt: type, has
         kbh=np.empty((m, n_st, 2 * a_dim, 2 * a_dim), dtype=real_dt),
         gxr=np.empty((gx, b, size), dtype=real_dt), gxi=np.empty((gx, b, size), dtype=real_dt), gen=0,
     )
-    if sum(a.nbytes for a in (ws.x, ws.hs, ws.ws, ws.gxr, ws.gxi)) <= POOL_MAX_BYTES:
-        pool.append([weakref.ref(token), ws])
-    return ws, token
 
 
 def _kept_bytes(c: SimpleNamespace, m: int, b: int, size: int, real_dt: type, has_phase: bool) -> int:
