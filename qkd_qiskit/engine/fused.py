@@ -173,8 +173,8 @@ class _Token:
     done = False
 
 
-def _workspace(c: SimpleNamespace, m: int, b: int, size: int, real_dt: type, has_phase: bool, keep: bool,
-               gx: int) -> tuple[SimpleNamespace, _Token]:
+def _workspace(c: SimpleNamespace, m: int, b: int, real_dt: type, has_phase: bool, keep: bool, gx: int
+               ) -> tuple[SimpleNamespace, _Token]:
     """Scratch arrays for one call, reused from an earlier call whose backward has run or whose
     graph was freed: fresh arrays cost more in page faults than the kernels at 24 models, and one
     reused workspace stays in cache (the trainer's next step starts while the previous step's
@@ -184,7 +184,7 @@ def _workspace(c: SimpleNamespace, m: int, b: int, size: int, real_dt: type, has
     ``m``: models whose states are held (1: one model's, reused by each model in turn); with
     ``keep`` one state per stage (for a backward), else two; ``gx``: models of the input-state
     gradient arrays."""
-    key = (m, b, size, real_dt, has_phase, keep, gx)
+    key = (m, b, real_dt, has_phase, keep, gx)
     pool = c.pool.setdefault(key, [])
     token = _Token()
     for entry in pool:
@@ -219,9 +219,9 @@ def state_arrays(c: SimpleNamespace, m: int, b: int, real_dt: type, has_phase: b
     )
 
 
-def _kept_bytes(c: SimpleNamespace, m: int, b: int, size: int, real_dt: type, has_phase: bool) -> int:
+def _kept_bytes(c: SimpleNamespace, m: int, b: int, real_dt: type, has_phase: bool) -> int:
     """Bytes of the states a kept training call holds for its backward (``m`` models)."""
-    n_st = c.src.shape[0]
+    n_st, size = c.src.shape
     return m * (2 * n_st + 1 + (n_st if has_phase else 0)) * 2 * size * b * np.dtype(real_dt).itemsize
 
 
@@ -241,9 +241,9 @@ class _Chain(torch.autograd.Function):
         real_dt = np.float64 if theta.dtype == torch.float64 else np.float32
         has_phase = phase is not None
         grad = any(ctx.needs_input_grad)
-        recompute = grad and m > 1 and _kept_bytes(c, m, b, size, real_dt, has_phase) > RECOMPUTE_BYTES
+        recompute = grad and m > 1 and _kept_bytes(c, m, b, real_dt, has_phase) > RECOMPUTE_BYTES
         keep = grad and not recompute
-        ws, token = _workspace(c, m if keep else 1, b, size, real_dt, has_phase, keep, m if keep else 0)
+        ws, token = _workspace(c, m if keep else 1, b, real_dt, has_phase, keep, m if keep else 0)
         if has_phase:
             ph = phase.detach().to(torch.complex128 if c.cdt == np.complex128 else torch.complex64)
             ph = ph.contiguous().numpy()
@@ -268,19 +268,19 @@ class _Chain(torch.autograd.Function):
     def backward(ctx, gout):
         c, ws = ctx.c, ctx.ws
         th, ph, has_phase, psi_r, psi_i, psi_complex, all_probs, ro = ctx.args
-        m, b, size = gout.shape[0], gout.shape[1], psi_r.shape[2]
+        m, b = gout.shape[0], gout.shape[1]
         gtheta = np.empty_like(th)
         gphase = np.empty_like(ph) if has_phase else ph
         go = np.ascontiguousarray(gout.detach().numpy())
         if ctx.recompute:  # one model's states at a time, recomputed next to its backward
-            ws, ctx.token = _workspace(c, 1, b, size, ws.x.dtype.type, has_phase, True, m)
+            ws, ctx.token = _workspace(c, 1, b, ws.x.dtype.type, has_phase, True, m)
             _KERNELS.chain_backward_recompute(th, c.abc, c.depth, c.h, c.lo_used, c.hi_used, c.has_perm, c.src,
                                               has_phase, ph, psi_r, psi_i, psi_complex, all_probs, ro, ws.x,
                                               ws.uq, ws.kbl, ws.kbh, ws.hs, ws.ws, go, gtheta, gphase, ws.gxr,
                                               ws.gxi)
         else:
             if ws.gen != ctx.gen:  # a second backward after the workspace went to another call: recompute
-                ws, ctx.token = _workspace(c, m, b, size, ws.x.dtype.type, has_phase, True, m)
+                ws, ctx.token = _workspace(c, m, b, ws.x.dtype.type, has_phase, True, m)
                 ctx.ws, ctx.gen = ws, ws.gen
                 _run_forward(c, ctx.args, ws, np.empty(tuple(gout.shape), dtype=ws.x.dtype), True)
             _KERNELS.chain_backward(th, c.abc, c.depth, c.h, c.lo_used, c.hi_used, c.has_perm, c.src, has_phase,

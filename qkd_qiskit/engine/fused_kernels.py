@@ -464,8 +464,6 @@ def backward_model(theta, abc, depth, h, lo_used, hi_used, has_perm, src, has_ph
 # --------------------------------------------------------------------------------------------------
 
 
-
-
 @njit(**_JIT)
 def _log_softmax(z, out):
     """``out = log softmax(z)`` of one row."""
